@@ -1,0 +1,36 @@
+# Two commands for a newcomer: `make study` and `make test`. Both set up .venv first, once.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sekd-installed
+TORCH := torch==2.13.0
+PROFILE ?= quick
+
+.PHONY: setup test study lint format clean-venv
+
+setup: $(STAMP)
+
+# torch first, pinned, so no later requirement can pull another build; then the package.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	$(BIN)/python -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(v != '2.13.0' and f'torch {torch.__version__} installed, expected 2.13.0')"
+	touch $(STAMP)
+
+test: setup
+	$(BIN)/python -m pytest -n 2 -q
+
+study: setup
+	$(BIN)/sekd reproduce --profile $(PROFILE)
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean-venv:
+	rm -rf $(VENV)

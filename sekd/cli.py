@@ -1,0 +1,104 @@
+"""`sekd` command line: one subcommand per task; each lives in the module that does the work."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _complexity(args) -> int:
+    from .complexity import complexity
+
+    rows = [complexity(p, args.samples).to_dict() for p in args.preset]
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    print(
+        f"{'preset':<16} {'params':>12} {'MACs (paper)':>14} {'true FLOPs':>12}"
+        f"  @ {args.samples} samples"
+    )
+    for r in rows:
+        print(
+            f"{r['preset']:<16} {r['params']:>12,} {r['macs_paper'] / 1e9:>13.3f}G "
+            f"{r['flops'] / 1e9:>11.3f}G"
+        )
+    return 0
+
+
+def _enhance(args) -> int:
+    from .enhance import enhance_files
+    from .models import load_model
+
+    model = load_model(args.checkpoint)
+    written, errors = enhance_files(
+        model, args.input, args.output, chunk_seconds=args.chunk_seconds, device=args.device
+    )
+    print(f"wrote {len(written)} file(s) to {args.output}; {len(errors)} failed")
+    for e in errors:
+        print(f"  failed: {e}", file=sys.stderr)
+    return 1 if errors else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .models import preset_names
+
+    parser = argparse.ArgumentParser(
+        prog="sekd",
+        description="Knowledge distillation for speech enhancement (MV-AT, SNR teachers).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser(
+        "complexity", help="parameters, paper-convention MACs and true FLOPs of presets"
+    )
+    p.add_argument(
+        "--preset",
+        nargs="+",
+        required=True,
+        metavar="NAME",
+        help=f"one of: {', '.join(preset_names())}",
+    )
+    p.add_argument(
+        "--samples", type=int, default=128_000, help="input length (default 8 s at 16 kHz)"
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(func=_complexity)
+
+    p = sub.add_parser("enhance", help="enhance audio files or folders with a checkpoint")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--input", nargs="+", required=True, help="files and/or folders (WAV/FLAC)")
+    p.add_argument("--output", required=True, help="output folder (same file names, 16 kHz)")
+    p.add_argument(
+        "--chunk-seconds",
+        type=float,
+        default=None,
+        help="process long files in chunks of S seconds",
+    )
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_enhance)
+
+    for extra in _EXTRA:
+        extra(sub)
+    return parser
+
+
+_EXTRA: list = []  # later modules register subcommands here
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return args.func(args)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"sekd {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,32 @@
+"""Models and the preset registry."""
+
+from .manner import VIEWS, Manner, MannerConfig, Taps, count_parameters, valid_length
+from .registry import (
+    build,
+    load_checkpoint,
+    load_model,
+    model_from_state,
+    model_state,
+    preset_config,
+    preset_names,
+    register,
+    save_model,
+)
+
+__all__ = [
+    "VIEWS",
+    "Manner",
+    "MannerConfig",
+    "Taps",
+    "build",
+    "count_parameters",
+    "load_checkpoint",
+    "load_model",
+    "model_from_state",
+    "model_state",
+    "preset_config",
+    "preset_names",
+    "register",
+    "save_model",
+    "valid_length",
+]

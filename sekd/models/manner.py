@@ -1,0 +1,385 @@
+"""MANNER (Park et al., ICASSP 2022) as the MV-AT paper uses it; spec: shared/docs/manner.md.
+
+The model hands back its attention views explicitly (`Taps`), never through hooks: the
+distillation code only sees tensors. Shapes: B batch, C channels, n = C // 3 branch width,
+T time, P chunks of K = 64 samples with hop K / 2.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+VIEWS = ("channel", "global", "local")
+
+
+@dataclass(frozen=True)
+class MannerConfig:
+    """Hyper-parameters of one MANNER variant; `ma_layers` are 0-based encoder depths with MA.
+
+    The decoder layer that mirrors encoder depth i carries an MA block iff the encoder does.
+    """
+
+    depth: int = 4
+    hidden: int = 60
+    kernel: int = 8
+    stride: int = 4
+    growth: int = 2
+    chunk: int = 64
+    dw_kernel: int = 31
+    ma_layers: tuple[int, ...] = (0, 1, 2, 3)
+    rescale: float = 0.1
+
+    def __post_init__(self):
+        if self.depth < 1 or self.hidden < 3:
+            raise ValueError(f"depth must be >= 1 and hidden >= 3, got {self.depth}, {self.hidden}")
+        if self.growth != 2:
+            raise ValueError("growth is hard-wired to 2 in MANNER")
+        if self.chunk % 2:
+            raise ValueError(f"chunk must be even (50 % overlap), got {self.chunk}")
+        bad = [i for i in self.ma_layers if not 0 <= i < self.depth]
+        if bad:
+            raise ValueError(f"ma_layers {bad} outside 0..{self.depth - 1}")
+        object.__setattr__(self, "ma_layers", tuple(sorted(set(self.ma_layers))))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["ma_layers"] = list(self.ma_layers)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> MannerConfig:
+        d = dict(d)
+        d["ma_layers"] = tuple(d.get("ma_layers", ()))
+        return cls(**d)
+
+
+# ----------------------------------------------------------------------------- length helpers
+def valid_length(length: int, depth: int, kernel: int = 8, stride: int = 4) -> int:
+    """Smallest length >= `length` that the down/up convolutions map back onto itself."""
+    n = length
+    for _ in range(depth):
+        n = max(math.ceil((n - kernel) / stride) + 1, 1)
+    for _ in range(depth):
+        n = (n - 1) * stride + kernel
+    return int(n)
+
+
+def n_chunks(length: int, chunk: int = 64) -> int:
+    """P = floor((T + K) / (K/2)) + 1 chunks after padding K zeros on both sides."""
+    return (length + chunk) // (chunk // 2) + 1
+
+
+def segment(x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """(B, n, T) -> (B, n, P, K): pad K zeros both sides, chunks of K with hop K/2 (a view)."""
+    x = F.pad(x, (chunk, chunk))
+    return x.unfold(-1, chunk, chunk // 2)
+
+
+def overlap_add(chunks: torch.Tensor, length: int) -> torch.Tensor:
+    """(B, n, P, K) -> (B, n, T): inverse of `segment` (overlap-add, halve, crop the padding).
+
+    With hop K/2 each output sample is the sum of the first half of chunk j and the second half
+    of chunk j-1, so no loop or scatter is needed.
+    """
+    B, n, P, K = chunks.shape
+    h = K // 2
+    first = F.pad(chunks[..., :h], (0, 0, 0, 1))  # (B, n, P+1, h)
+    second = F.pad(chunks[..., h:], (0, 0, 1, 0))  # (B, n, P+1, h)
+    out = (first + second).reshape(B, n, (P + 1) * h) * 0.5  # (B, n, (P-1) h + K)
+    return out[..., K : K + length]
+
+
+def segment_literal(x: torch.Tensor, chunk: int) -> torch.Tensor:
+    """Reference transcription of `segment` with a Python loop (benchmarks and tests only)."""
+    x = F.pad(x, (chunk, chunk))
+    P = n_chunks(x.shape[-1] - 2 * chunk, chunk)
+    return torch.stack([x[..., p * chunk // 2 : p * chunk // 2 + chunk] for p in range(P)], -2)
+
+
+def overlap_add_literal(chunks: torch.Tensor, length: int) -> torch.Tensor:
+    """Reference transcription of `overlap_add` with a Python loop (benchmarks and tests only)."""
+    B, n, P, K = chunks.shape
+    out = chunks.new_zeros(B, n, (P - 1) * (K // 2) + K)
+    for p in range(P):
+        out[..., p * K // 2 : p * K // 2 + K] += chunks[..., p, :]
+    return out[..., K : K + length] / 2
+
+
+# ----------------------------------------------------------------------------- building blocks
+def basic_conv(cin: int, cout: int, k: int = 1, relu: bool = True) -> nn.Sequential:
+    """Conv without bias + BatchNorm(momentum 0.01) + optional ReLU (the reference's BasicConv)."""
+    layers = [
+        nn.Conv1d(cin, cout, k, padding=k // 2, bias=False),
+        nn.BatchNorm1d(cout, momentum=0.01),
+    ]
+    if relu:
+        layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class ResConBlock(nn.Module):
+    """Residual conformer block, C -> C * growth (growth 2 in the encoder, 1/2 in the decoder)."""
+
+    def __init__(self, channels: int, growth: float, dw_kernel: int = 31):
+        super().__init__()
+        out = int(channels * growth)
+        self.pointwise_glu = nn.Sequential(
+            nn.Conv1d(channels, 2 * channels, 1), nn.BatchNorm1d(2 * channels), nn.GLU(dim=1)
+        )
+        self.depthwise = nn.Sequential(
+            nn.Conv1d(
+                channels, channels, dw_kernel, padding=dw_kernel // 2, groups=channels, bias=False
+            ),
+            nn.BatchNorm1d(channels),
+            nn.SiLU(),
+        )
+        self.pointwise = nn.Sequential(nn.Conv1d(channels, out, 1), nn.BatchNorm1d(out), nn.SiLU())
+        self.project = nn.Sequential(nn.Conv1d(out, out, 1, bias=False), nn.BatchNorm1d(out))
+        self.shortcut = nn.Sequential(nn.Conv1d(channels, out, 1, bias=False), nn.BatchNorm1d(out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.project(self.pointwise(self.depthwise(self.pointwise_glu(x))))
+        return F.relu(y + self.shortcut(x))
+
+
+class GlobalAttention(nn.Module):
+    """Self-attention across chunks, one head; channels independent; tokens are chunks of K."""
+
+    def __init__(self, chunk: int):
+        super().__init__()
+        self.chunk = chunk
+        self.query = nn.Linear(chunk, chunk, bias=False)
+        self.key = nn.Linear(chunk, chunk, bias=False)
+        self.value = nn.Linear(chunk, chunk, bias=False)
+        self.out = nn.Linear(chunk, chunk, bias=False)
+
+    def forward(self, chunks: torch.Tensor, return_probs: bool = False, literal: bool = False):
+        """(B, n, P, K) -> (B, n, P, K) and, if asked, the probabilities (B * n, P, P)."""
+        B, n, P, K = chunks.shape
+        t = chunks.reshape(B * n, P, K)  # (B n, P, K)
+        q, k, v = self.query(t), self.key(t), self.value(t)
+        probs = None
+        if return_probs or literal:
+            probs = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(K), dim=-1)  # (B n, P, P)
+            y = probs @ v
+        else:
+            y = F.scaled_dot_product_attention(q, k, v)
+        y = self.out(y).reshape(B, n, P, K)
+        return y, probs
+
+
+class MultiviewAttention(nn.Module):
+    """MA block on C channels: channel, global and local views of n = C // 3 branch features."""
+
+    def __init__(self, channels: int, chunk: int = 64, dw_kernel: int = 31):
+        super().__init__()
+        n = channels // 3
+        self.n, self.chunk = n, chunk
+        self.branches = nn.ModuleList([basic_conv(channels, n) for _ in VIEWS])
+        self.channel_mlp = nn.Sequential(nn.Linear(n, n // 2), nn.ReLU(), nn.Linear(n // 2, n))
+        self.global_attn = GlobalAttention(chunk)
+        self.local_dw = nn.Sequential(
+            nn.Conv1d(n, n, dw_kernel, padding=dw_kernel // 2, groups=n, bias=False),
+            nn.BatchNorm1d(n),
+            nn.SiLU(),
+        )
+        self.local_map = nn.Sequential(nn.Conv1d(2, 1, 7, padding=3, bias=False), nn.BatchNorm1d(1))
+        self.outputs = nn.ModuleList([basic_conv(n, n, 3) for _ in VIEWS])
+        self.fuse = basic_conv(3 * n, channels, 1, relu=False)
+        self.gate_tanh = nn.Conv1d(channels, channels, 1)
+        self.gate_sigmoid = nn.Conv1d(channels, channels, 1)
+        self.gate_out = nn.Sequential(nn.Conv1d(channels, channels, 1), nn.ReLU())
+        self.shortcut = basic_conv(channels, channels, 1, relu=False)
+
+    def channel_view(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.channel_mlp(x.amax(-1)) + self.channel_mlp(x.mean(-1))  # (B, n)
+        return x * torch.sigmoid(w)[..., None]
+
+    def local_view(self, chunks: torch.Tensor) -> torch.Tensor:
+        B, n, P, K = chunks.shape
+        t = chunks.permute(0, 2, 1, 3).reshape(B * P, n, K)  # (B P, n, K)
+        h = self.local_dw(t)
+        m = torch.cat([h.amax(1, keepdim=True), h.mean(1, keepdim=True)], 1)  # (B P, 2, K)
+        a = torch.sigmoid(self.local_map(m)).reshape(B, P, 1, K).transpose(1, 2)  # (B, 1, P, K)
+        return chunks * a
+
+    def forward(self, x: torch.Tensor, return_probs: bool = False, literal: bool = False):
+        """(B, C, T) -> (B, C, T), views {channel, global, local: (B, n, T)}, probs or None."""
+        T = x.shape[-1]
+        seg, ola = (segment_literal, overlap_add_literal) if literal else (segment, overlap_add)
+        xc, xg, xl = (branch(x) for branch in self.branches)
+        vc = self.channel_view(xc)
+        g, probs = self.global_attn(seg(xg, self.chunk), return_probs, literal)
+        vg = ola(g, T)
+        vl = ola(self.local_view(seg(xl, self.chunk)), T)
+        views = {"channel": vc, "global": vg, "local": vl}
+        y = self.fuse(torch.cat([o(v) for o, v in zip(self.outputs, (vc, vg, vl))], 1))
+        y = self.gate_out(torch.tanh(self.gate_tanh(y)) * torch.sigmoid(self.gate_sigmoid(y)))
+        return y + self.shortcut(x), views, probs
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, channels: int, cfg: MannerConfig, attention: bool):
+        super().__init__()
+        self.down = nn.Sequential(
+            nn.Conv1d(channels, channels, cfg.kernel, cfg.stride),
+            nn.BatchNorm1d(channels),
+            nn.ReLU(),
+        )
+        self.rescon = ResConBlock(channels, 2, cfg.dw_kernel)
+        self.attention = (
+            MultiviewAttention(2 * channels, cfg.chunk, cfg.dw_kernel) if attention else None
+        )
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, channels: int, cfg: MannerConfig, attention: bool):
+        super().__init__()
+        self.rescon = ResConBlock(2 * channels, 0.5, cfg.dw_kernel)
+        self.up = nn.Sequential(
+            nn.ConvTranspose1d(channels, channels, cfg.kernel, cfg.stride),
+            nn.BatchNorm1d(channels),
+            nn.ReLU(),
+        )
+        self.attention = (
+            MultiviewAttention(channels, cfg.chunk, cfg.dw_kernel) if attention else None
+        )
+
+
+@dataclass
+class Taps:
+    """What a forward pass can hand back besides the waveform.
+
+    views: {(side, depth, view): (B, n, T_layer)} with side in {"encoder", "decoder"}, depth
+        1-based (1 = shallowest; decoder layers indexed by the depth they mirror), view in VIEWS.
+    layers: {(side, depth): (B, C, T_layer)}, the output of every encoder/decoder layer.
+    probs: {(side, depth): (B * n, P, P)}, the global view's attention probabilities.
+    """
+
+    views: dict = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)
+    probs: dict = field(default_factory=dict)
+
+
+class Manner(nn.Module):
+    """MANNER: (B, 1, T) or (B, T) noisy waveform -> (B, 1, T) enhanced waveform."""
+
+    def __init__(self, cfg: MannerConfig = MannerConfig()):
+        super().__init__()
+        self.cfg = cfg
+        N = cfg.hidden
+        self.in_conv = nn.Sequential(nn.Conv1d(1, N, 3, padding=1), nn.BatchNorm1d(N), nn.ReLU())
+        self.encoder = nn.ModuleList(
+            EncoderLayer(N * 2**i, cfg, i in cfg.ma_layers) for i in range(cfg.depth)
+        )
+        self.decoder = nn.ModuleList(  # deepest first
+            DecoderLayer(N * 2**i, cfg, i in cfg.ma_layers) for i in reversed(range(cfg.depth))
+        )
+        width = N * 2**cfg.depth
+        self.bottleneck = nn.Linear(width, width, bias=False)
+        self.mask_tanh = nn.Conv1d(N, N, 1)
+        self.mask_sigmoid = nn.Conv1d(N, N, 1)
+        self.mask_out = nn.Sequential(nn.Conv1d(N, N, 1), nn.ReLU())
+        self.out_conv = nn.Conv1d(N, 1, 3, padding=1)
+        self._rescale(cfg.rescale)
+
+    def _rescale(self, reference: float) -> None:
+        """DEMUCS init: divide conv weights and biases by sqrt(std(weight) / reference).
+
+        A reference of 0 disables the rescaling.
+        """
+        if reference <= 0:
+            return
+        for m in self.modules():
+            if isinstance(m, (nn.Conv1d, nn.ConvTranspose1d)):
+                scale = (m.weight.std().detach() / reference) ** 0.5
+                m.weight.data /= scale
+                if m.bias is not None:
+                    m.bias.data /= scale
+
+    @property
+    def total_stride(self) -> int:
+        return self.cfg.stride**self.cfg.depth
+
+    def valid_length(self, length: int) -> int:
+        return valid_length(length, self.cfg.depth, self.cfg.kernel, self.cfg.stride)
+
+    @staticmethod
+    def _attend(block, x, taps, key, want_views, want_probs, literal):
+        if block is None:
+            return x
+        y, views, probs = block(x, return_probs=want_probs, literal=literal)
+        if want_views:
+            for name, v in views.items():
+                taps.views[(*key, name)] = v
+        if want_probs:
+            taps.probs[key] = probs
+        return y
+
+    def forward(
+        self,
+        noisy: torch.Tensor,
+        return_views: bool = False,
+        return_layers: bool = False,
+        return_probs: bool = False,
+        literal: bool = False,
+        std: torch.Tensor | None = None,
+    ):
+        """(B, 1, T) or (B, T) -> (B, 1, T); with any `return_*` flag, (waveform, Taps).
+
+        `std` (B, 1, 1) overrides the per-example input scale (chunked inference passes the
+        whole file's). `literal` runs the loop-based chunking and explicit softmax attention.
+
+        Each example is normalised by its own std, so items of a zero-padded batch are scaled by
+        the std of their padded signal: enhance utterances of different lengths one at a time
+        (batch 1, as the papers evaluate) when the exact single-file output matters.
+        """
+        if noisy.dim() == 2:
+            noisy = noisy[:, None]
+        if noisy.dim() != 3 or noisy.shape[1] != 1:
+            raise ValueError(
+                f"expected a (B, 1, T) or (B, T) waveform, got shape {tuple(noisy.shape)}"
+            )
+        length = noisy.shape[-1]
+        if length < 2:
+            raise ValueError(f"need at least 2 samples to normalise the input, got {length}")
+        if std is None:
+            std = noisy.std(dim=-1, keepdim=True)  # (B, 1, 1), unbiased
+        x = noisy / (1e-3 + std)
+        x = F.pad(x, (0, self.valid_length(length) - length))
+        want = return_views or return_layers or return_probs
+        taps = Taps() if want else None
+
+        enc_out = self.in_conv(x)
+        x, skips = enc_out, []
+        for i, layer in enumerate(self.encoder):
+            x = layer.rescon(layer.down(x))
+            x = self._attend(
+                layer.attention, x, taps, ("encoder", i + 1), return_views, return_probs, literal
+            )
+            if return_layers:
+                taps.layers[("encoder", i + 1)] = x
+            skips.append(x)
+        x = F.relu(self.bottleneck(x.transpose(1, 2))).transpose(1, 2)
+        for j, layer in enumerate(self.decoder):
+            depth = self.cfg.depth - j
+            skip = skips.pop()
+            x = x + skip[..., : x.shape[-1]]
+            x = layer.up(layer.rescon(x))
+            x = self._attend(
+                layer.attention, x, taps, ("decoder", depth), return_views, return_probs, literal
+            )
+            if return_layers:
+                taps.layers[("decoder", depth)] = x
+        mask = self.mask_out(torch.tanh(self.mask_tanh(x)) * torch.sigmoid(self.mask_sigmoid(x)))
+        out = self.out_conv(enc_out * mask)[..., :length] * std
+        return (out, taps) if want else out
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,120 @@
+"""Named presets: a name turns into a model; checkpoints store the config and rebuild from it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .manner import Manner, MannerConfig
+
+_PRESETS: dict[str, tuple[str, Callable[[], object]]] = {}
+_FAMILIES: dict[str, tuple[type, type]] = {"manner": (Manner, MannerConfig)}
+
+
+def register_family(name: str, model_cls: type, config_cls: type) -> None:
+    _FAMILIES[name] = (model_cls, config_cls)
+
+
+def register(name: str, family: str, make_config: Callable[[], object]) -> None:
+    _PRESETS[name] = (family, make_config)
+
+
+def preset_names() -> list[str]:
+    return sorted(_PRESETS)
+
+
+def preset_config(name: str):
+    """(family, config) of a preset; an unknown name is an error listing the known ones."""
+    if name not in _PRESETS:
+        raise KeyError(f"unknown preset {name!r}; known presets: {', '.join(preset_names())}")
+    family, make = _PRESETS[name]
+    return family, make()
+
+
+def build(name: str) -> nn.Module:
+    family, cfg = preset_config(name)
+    return _FAMILIES[family][0](cfg)
+
+
+def family_of(model: nn.Module) -> str:
+    for name, (cls, _) in _FAMILIES.items():
+        if isinstance(model, cls):
+            return name
+    raise TypeError(f"{type(model).__name__} is not a registered model family")
+
+
+def model_state(model: nn.Module, preset: str | None = None) -> dict:
+    """What a checkpoint holds to rebuild a model: family, config dict, weights (tensors only)."""
+    return {
+        "family": family_of(model),
+        "config": model.cfg.to_dict(),
+        "preset": preset or "",
+        "state_dict": model.state_dict(),
+    }
+
+
+def model_from_state(state: dict) -> nn.Module:
+    family = state["family"]
+    if family not in _FAMILIES:
+        raise KeyError(f"checkpoint names unknown model family {family!r}")
+    cls, cfg_cls = _FAMILIES[family]
+    model = cls(cfg_cls.from_dict(state["config"]))
+    model.load_state_dict(state["state_dict"])
+    return model
+
+
+def save_model(model: nn.Module, path, preset: str | None = None, **extra) -> Path:
+    """Atomic write (temp file + rename) of a model-only checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({**model_state(model, preset), **extra}, tmp)
+    tmp.replace(path)
+    return path
+
+
+def load_checkpoint(path) -> dict:
+    """Load with `weights_only=True`: plain containers and tensors only, no arbitrary pickle."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a loadable sekd checkpoint ({exc})") from None
+
+
+def load_model(path) -> nn.Module:
+    """Rebuild the model stored in a checkpoint (model-only or training), in eval mode."""
+    state = load_checkpoint(path)
+    if "model" in state:  # a training checkpoint nests the model state
+        state = state["model"]
+    for key in ("family", "config", "state_dict"):
+        if key not in state:
+            raise ValueError(f"{path}: checkpoint lacks {key!r}")
+    return model_from_state(state).eval()
+
+
+def _manner(depth: int, hidden: int, ma: str) -> Callable[[], MannerConfig]:
+    layers = tuple(range(depth)) if ma == "all" else (depth - 1,)
+    return lambda: MannerConfig(depth=depth, hidden=hidden, ma_layers=layers)
+
+
+# The paper's models (MV-AT Table 1), exact to the parameter.
+register("manner_b", "manner", _manner(4, 60, "all"))
+register("manner_s_38gf", "manner", _manner(4, 60, "deepest"))
+register("manner_l", "manner", _manner(4, 120, "all"))
+register("student_1p5gf", "manner", _manner(3, 12, "deepest"))
+register("student_5p3gf", "manner", _manner(3, 24, "deepest"))
+register("student_8p1gf", "manner", _manner(3, 30, "deepest"))
+# CPU-scale study: a MANNER-B-shaped teacher (depth 4, MA everywhere) narrow enough to train on
+# 2 cores, and depth-3 students shaped like the paper's (MA at the deepest layer only).
+register("cpu_teacher", "manner", _manner(4, 20, "all"))
+register("cpu_student", "manner", _manner(3, 6, "deepest"))
+register("cpu_student_l", "manner", _manner(3, 12, "deepest"))
+# Tests and the smoke profile: seconds, not minutes.
+register("tiny_teacher", "manner", _manner(4, 8, "all"))
+register("tiny_student", "manner", _manner(3, 4, "deepest"))

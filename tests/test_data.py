@@ -1,0 +1,302 @@
+import hashlib
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from sekd.data import (
+    AudioError,
+    Corpus,
+    MixingError,
+    OnTheFlyMixDataset,
+    PairedFolderDataset,
+    PremixedTestSet,
+    PremixSpec,
+    build_premixed,
+    collate,
+    match_pairs,
+    mix,
+    prepare_voicebank,
+    read_audio,
+    snr_db,
+    voicebank_dirs,
+    voicebank_train_valid,
+)
+
+
+# ------------------------------------------------------------------------------------- corpus
+def test_corpus_sha256_all_files(corpus):
+    assert len(corpus.files) == 1317
+    bad = [
+        f.path for f in corpus.files if hashlib.sha256(f.path.read_bytes()).hexdigest() != f.sha256
+    ]
+    assert bad == []
+    assert corpus.verify() == []
+
+
+def test_corpus_verify_detects_change(tmp_path, corpus):
+    root = tmp_path / "c"
+    shutil.copytree(corpus.root / "pairs" / "dns", root / "pairs" / "dns")
+    rows = [
+        ln for ln in (corpus.root / "manifest.csv").read_text().splitlines() if "pairs/dns" in ln
+    ]
+    header = (corpus.root / "manifest.csv").read_text().splitlines()[0]
+    (root / "manifest.csv").write_text("\n".join([header, *rows]) + "\n")
+    c = Corpus(root)
+    assert c.verify() == []
+    victim = c.files[0].path
+    victim.write_bytes(victim.read_bytes()[:-10])
+    assert c.verify() == [str(victim)]
+
+
+def test_corpus_select(corpus):
+    grid_test = corpus.select(kind="speech", dataset="grid", split="test")
+    assert len(grid_test) == 40 and {f.speaker for f in grid_test} == {"s39", "s40"}
+    assert len(corpus.select(kind="noise", noise_type=["babble", "m109"], split="train")) == 2
+    assert (
+        len(corpus.select(kind="pair", dataset="voicebank-demand", split="test", role="noisy"))
+        == 31
+    )
+    assert len(corpus.select(kind="speech", speaker="s39")) == 20
+    with pytest.raises(ValueError, match="unknown corpus filter"):
+        corpus.select(colour="red")
+
+
+# ---------------------------------------------------------------------------------- audio I/O
+def test_read_audio_resamples_downmixes_and_scales(tmp_path):
+    t = np.arange(48_000) / 48_000
+    tone = 0.5 * np.sin(2 * np.pi * 440 * t)
+    stereo = np.stack([tone, tone], 1)
+    sf.write(tmp_path / "s.wav", stereo, 48_000, subtype="PCM_16")
+    x = read_audio(tmp_path / "s.wav")
+    assert x.dtype == np.float32 and x.ndim == 1 and len(x) == 16_000
+    assert abs(np.abs(x[100:-100]).max() - 0.5) < 0.01
+    # integer PCM is scaled to [-1, 1)
+    sf.write(tmp_path / "i.wav", (tone * 32767).astype(np.int16), 16_000, subtype="PCM_16")
+    assert abs(np.abs(read_audio(tmp_path / "i.wav")).max() - 0.5) < 1e-3
+    # left/right different: the mean is taken
+    sf.write(tmp_path / "lr.wav", np.stack([tone, np.zeros_like(tone)], 1), 16_000)
+    np.testing.assert_allclose(
+        read_audio(tmp_path / "lr.wav"), tone / 2, atol=2**-15
+    )  # PCM_16 step
+
+
+@pytest.mark.parametrize(
+    "make, problem",
+    [
+        (lambda p: p.write_bytes(b"not audio at all"), "unreadable"),
+        (lambda p: sf.write(p, np.zeros(0), 16_000), "empty"),
+        (lambda p: sf.write(p, np.zeros(1600), 16_000), "all samples are zero"),
+        (lambda p: sf.write(p, np.r_[np.ones(10), np.nan], 16_000, subtype="FLOAT"), "NaN"),
+        (lambda p: sf.write(p, np.r_[np.ones(10), np.inf], 16_000, subtype="FLOAT"), "NaN or Inf"),
+    ],
+)
+def test_read_audio_bad_files(tmp_path, make, problem):
+    p = tmp_path / "bad.wav"
+    make(p)
+    with pytest.raises(AudioError, match=problem) as exc:
+        read_audio(p)
+    assert str(p) in str(exc.value)
+
+
+def test_read_audio_missing_file(tmp_path):
+    with pytest.raises(AudioError, match="missing.wav"):
+        read_audio(tmp_path / "missing.wav")
+
+
+# --------------------------------------------------------------------------------------- mixing
+@pytest.mark.parametrize("snr", [-20.0, -5.0, 0.0, 7.5, 20.0])
+def test_mix_hits_target_snr(speech, corpus, snr):
+    noise = read_audio(corpus.select(kind="noise", noise_type="babble", split="test")[0].path)
+    m = mix(speech, noise, snr, np.random.default_rng(0), "babble")
+    assert abs(snr_db(m.clean, m.noise) - snr) < 1e-6
+    np.testing.assert_allclose(m.mixture, m.clean + m.noise, atol=1e-6)
+    assert m.snr == snr and m.noise_type == "babble" and np.abs(m.mixture).max() <= 1.0
+
+
+def test_mix_clipping_scales_jointly_and_keeps_snr():
+    rng = np.random.default_rng(1)
+    clean = np.clip(rng.normal(0, 0.6, 8000), -0.99, 0.99)
+    m = mix(clean, rng.normal(0, 1, 4000), -5.0, rng)
+    assert np.abs(m.mixture).max() <= 1.0 + 1e-6
+    assert abs(snr_db(m.clean, m.noise) - (-5.0)) < 1e-6
+    ratio = m.clean / clean
+    np.testing.assert_allclose(ratio, ratio[0], rtol=1e-5)  # one common scale
+    assert ratio[0] < 1
+
+
+def test_mix_seeded_segment_and_loop():
+    noise = np.arange(1, 101, dtype=np.float64)  # shorter than the speech: looped
+    clean = np.ones(250) * 0.1
+    a = mix(clean, noise, 0.0, np.random.default_rng(3))
+    b = mix(clean, noise, 0.0, np.random.default_rng(3))
+    np.testing.assert_array_equal(a.noise, b.noise)
+    n = a.noise / a.noise[0] * noise[int(round(a.noise[0] / (a.noise[1] - a.noise[0])) - 1)]
+    # the looped segment repeats with period 100
+    np.testing.assert_allclose(a.noise[:150], a.noise[100:250], rtol=1e-6)
+    assert n.shape == (250,)
+    c = mix(clean, np.arange(1, 10_001, dtype=np.float64), 0.0, np.random.default_rng(4))
+    d = mix(clean, np.arange(1, 10_001, dtype=np.float64), 0.0, np.random.default_rng(5))
+    assert not np.allclose(c.noise, d.noise)
+
+
+def test_mix_silent_inputs_raise():
+    rng = np.random.default_rng(0)
+    with pytest.raises(MixingError, match="speech is silent"):
+        mix(np.zeros(100), np.ones(100), 0.0, rng)
+    with pytest.raises(MixingError, match="noise segment is silent"):
+        mix(np.ones(100) * 0.1, np.zeros(100), 0.0, rng)
+    with pytest.raises(MixingError, match="finite"):
+        mix(np.ones(100) * 0.1, np.ones(100), float("nan"), rng)
+
+
+# ------------------------------------------------------------------------------------- datasets
+def _otf(corpus, **kw):
+    speech = corpus.select(kind="speech", dataset="grid", split="train")[:6]
+    noise = corpus.select(
+        kind="noise", dataset="noisex-92", split="train", noise_type=["babble", "white"]
+    )
+    return OnTheFlyMixDataset(speech, noise, segment=8000, length=8, **kw)
+
+
+def test_on_the_fly_is_deterministic_per_seed_and_epoch(corpus):
+    ds = _otf(corpus, snrs=[-5, 0, 5], seed=7)
+    a = ds[3]
+    again = _otf(corpus, snrs=[-5, 0, 5], seed=7)[3]
+    torch.testing.assert_close(a["mixture"], again["mixture"])
+    assert a["mixture"].shape == (1, 8000) and a["snr"] in (-5, 0, 5)
+    assert a["noise_type"] in ("babble", "white")
+    assert abs(snr_db(a["clean"].numpy(), a["noise"].numpy()) - a["snr"]) < 1e-4
+    ds.set_epoch(1)
+    assert not torch.equal(ds[3]["mixture"], a["mixture"])
+    other = _otf(corpus, snrs=[-5, 0, 5], seed=8)[3]
+    assert not torch.equal(other["mixture"], a["mixture"])
+
+
+def test_on_the_fly_snr_range(corpus):
+    ds = _otf(corpus, snr_range=(2.0, 3.0))
+    snrs = [ds[i]["snr"] for i in range(len(ds))]
+    assert all(2.0 <= s <= 3.0 for s in snrs) and len(set(snrs)) == len(snrs)
+    with pytest.raises(ValueError, match="exactly one"):
+        _otf(corpus)
+
+
+def test_paired_folder_segments_and_padding(corpus):
+    noisy, clean = corpus.pair_dirs("voicebank_demand", "test")
+    whole = PairedFolderDataset(noisy, clean)
+    assert len(whole) == 31
+    seg = PairedFolderDataset(noisy, clean, segment=32_000, hop=16_000)
+    per_file = {}
+    for name, _ in seg.index:
+        per_file[name] = per_file.get(name, 0) + 1
+    for name, (xn, _) in seg.audio.items():
+        assert per_file[name] == max(1, int(np.ceil((len(xn) - 32_000) / 16_000)) + 1)
+    last = max(i for i, (n, _) in enumerate(seg.index) if n == seg.names[0])
+    item = seg[last]
+    assert item["mixture"].shape == (1, 32_000)
+    xn, xc = seg.audio[seg.names[0]]
+    start = seg.index[last][1]
+    tail = len(xn) - start
+    torch.testing.assert_close(item["mixture"][0, :tail], torch.from_numpy(xn[start:]))
+    assert torch.all(item["mixture"][0, tail:] == 0)
+    torch.testing.assert_close(item["noise"], item["mixture"] - item["clean"])
+
+
+def test_paired_folder_reports_corrupt_file_and_keeps_others(tmp_path, corpus):
+    noisy, clean = corpus.pair_dirs("voicebank_demand", "test")
+    for sub, src in (("noisy", noisy), ("clean", clean)):
+        shutil.copytree(src, tmp_path / sub)
+    (tmp_path / "noisy" / "p232_005.flac").write_bytes(b"garbage")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ds = PairedFolderDataset(tmp_path / "noisy", tmp_path / "clean")
+    assert len(ds) == 30 and "p232_005" not in ds.names
+    assert len(ds.errors) == 1 and "p232_005.flac" in str(ds.errors[0])
+    assert any("p232_005" in str(w.message) for w in caught)
+
+
+def test_match_pairs_lists_unmatched(tmp_path, corpus):
+    noisy, clean = corpus.pair_dirs("dns")
+    shutil.copytree(noisy, tmp_path / "n")
+    shutil.copytree(clean, tmp_path / "c")
+    victim = sorted((tmp_path / "c").iterdir())[0]
+    victim.rename(victim.with_name("renamed.flac"))
+    with pytest.raises(ValueError, match="renamed"):
+        match_pairs(tmp_path / "n", tmp_path / "c")
+
+
+def _fake_voicebank_48k(root, corpus):
+    """A 48 kHz tree in the official layout made from the bundled pairs."""
+    for split in ("train", "test"):
+        n_src, c_src = corpus.pair_dirs("voicebank_demand", split)
+        n_dst, c_dst = voicebank_dirs(root, split)
+        for src, dst in ((n_src, n_dst), (c_src, c_dst)):
+            dst.mkdir(parents=True)
+            for f in sorted(src.iterdir())[:3]:
+                x = read_audio(f, sr=48_000)
+                sf.write(dst / (f.stem + ".wav"), x, 48_000, subtype="PCM_16")
+
+
+def test_prepare_voicebank_resamples_and_splits_speakers(tmp_path, corpus):
+    raw = tmp_path / "raw"
+    _fake_voicebank_48k(raw, corpus)
+    # a speaker other than the validation ones, so the split has both sides
+    n, c = voicebank_dirs(raw, "train")
+    for d in (n, c):
+        src = sorted(d.iterdir())[0]
+        shutil.copy(src, d / "p226_001.wav")
+    cache = prepare_voicebank(raw, tmp_path / "cache")
+    noisy16, clean16 = voicebank_dirs(cache, "train")
+    f = sorted(clean16.glob("p287_*"))[0]
+    assert sf.info(str(f)).samplerate == 16_000
+    orig = read_audio(corpus.pair_dirs("voicebank_demand", "train")[1] / (f.stem + ".flac"))
+    y = read_audio(f)
+    assert abs(len(y) - len(orig)) <= 1
+    k = min(len(y), len(orig))
+    assert np.corrcoef(y[:k], orig[:k])[0, 1] > 0.999
+    mtime = f.stat().st_mtime_ns
+    prepare_voicebank(raw, tmp_path / "cache")  # idempotent: nothing rewritten
+    assert f.stat().st_mtime_ns == mtime
+    train, valid = voicebank_train_valid(cache, segment=16_000, hop=16_000)
+    assert set(train.names) == {"p226_001"}
+    assert {n.split("_")[0] for n in valid.names} == {"p287"}
+
+
+def test_premixed_set_is_deterministic_and_reused(tmp_path, corpus):
+    spec = PremixSpec(utterances=2, noise_types=("babble", "white"), snrs=(0.0, 10.0))
+    a = build_premixed(tmp_path / "a", spec, corpus)
+    b = build_premixed(tmp_path / "b", spec, corpus)
+    ds = PremixedTestSet(a)
+    assert len(ds) == 2 * 2 * 2
+    for (na, ca), (nb, cb) in zip(ds.pairs(), PremixedTestSet(b).pairs()):
+        np.testing.assert_array_equal(read_audio(na), read_audio(nb))
+        np.testing.assert_array_equal(read_audio(ca), read_audio(cb))
+    item = ds[0]
+    assert item["snr"] in (0.0, 10.0) and item["noise_type"] in ("babble", "white")
+    # float WAV storage keeps the SNR to rounding
+    assert abs(snr_db(item["clean"].numpy(), item["noise"].numpy()) - item["snr"]) < 1e-3
+    mtime = (a / "manifest.csv").stat().st_mtime_ns
+    assert build_premixed(tmp_path / "a", spec, corpus) == a
+    assert (a / "manifest.csv").stat().st_mtime_ns == mtime
+
+
+def test_collate_pads_and_returns_lengths():
+    items = [
+        {
+            "mixture": torch.ones(1, n),
+            "clean": torch.ones(1, n),
+            "noise": torch.zeros(1, n),
+            "snr": float(n),
+            "noise_type": "x",
+            "name": str(n),
+        }
+        for n in (5, 9, 7)
+    ]
+    b = collate(items)
+    assert b["mixture"].shape == (3, 1, 9)
+    assert b["lengths"].tolist() == [5, 9, 7]
+    assert b["mixture"][0, 0, 5:].abs().sum() == 0 and b["mixture"][0, 0, :5].sum() == 5
+    assert b["snr"].tolist() == [5.0, 9.0, 7.0]

@@ -1,0 +1,191 @@
+import pytest
+import torch
+
+from sekd.models import VIEWS, Manner, MannerConfig, build, count_parameters, load_model, save_model
+from sekd.models.manner import (
+    n_chunks,
+    overlap_add,
+    overlap_add_literal,
+    segment,
+    segment_literal,
+    valid_length,
+)
+
+
+@pytest.mark.parametrize(
+    "preset, params",
+    [
+        ("manner_b", 24_068_671),
+        ("manner_s_38gf", 21_253_921),
+        ("manner_l", 95_498_941),
+        ("student_1p5gf", 257_785),
+        ("student_5p3gf", 901_777),
+        ("student_8p1gf", 1_380_901),
+    ],
+)
+def test_parameter_counts_exact(preset, params):
+    assert count_parameters(build(preset)) == params
+
+
+def test_unknown_preset_lists_known():
+    with pytest.raises(KeyError, match="manner_b.*student_1p5gf"):
+        build("manner_xxl")
+
+
+def test_valid_length_examples():
+    assert valid_length(16_000, 4) == 16_212
+    assert valid_length(128_000, 4) == 128_084
+    assert valid_length(16_000, 3) == 16_020
+
+
+@pytest.mark.parametrize("T", [1, 31, 64, 257, 1001, 4097])
+def test_segment_overlap_add_roundtrip_and_literal(T):
+    x = torch.randn(2, 3, T)
+    s = segment(x, 64)
+    assert s.shape == (2, 3, n_chunks(T, 64), 64)
+    torch.testing.assert_close(s, segment_literal(x, 64))
+    torch.testing.assert_close(overlap_add(s, T), x)
+    y = torch.randn_like(s)
+    torch.testing.assert_close(overlap_add(y, T), overlap_add_literal(y, T))
+
+
+@pytest.mark.parametrize("T", [2, 3, 7, 255, 1001, 3333])
+def test_output_length_equals_input_length(T):
+    m = build("tiny_student").eval()
+    with torch.no_grad():
+        assert m(torch.randn(1, 1, T)).shape == (1, 1, T)
+        assert m(torch.randn(2, T)).shape == (2, 1, T)
+
+
+def test_bad_input_shape_is_clear():
+    m = build("tiny_student")
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        m(torch.randn(1, 1, 1))
+    with pytest.raises(ValueError, match=r"\(B, 1, T\).*\(2, 2, 100\)"):
+        m(torch.randn(2, 2, 100))
+
+
+def test_taps_keys_and_shapes_match_spec():
+    """manner.md's 4-second shapes, at hidden 8 instead of 60 (frames do not depend on width)."""
+    m = build("tiny_teacher").eval()
+    with torch.no_grad():
+        y, taps = m(
+            torch.randn(1, 1, 64_000), return_views=True, return_layers=True, return_probs=True
+        )
+    frames = {
+        ("encoder", 1): 16020,
+        ("encoder", 2): 4004,
+        ("encoder", 3): 1000,
+        ("encoder", 4): 249,
+        ("decoder", 4): 1000,
+        ("decoder", 3): 4004,
+        ("decoder", 2): 16020,
+        ("decoder", 1): 64084,
+    }
+    channels = {("encoder", d): 16 * 2 ** (d - 1) for d in range(1, 5)}
+    channels.update({("decoder", d): 8 * 2 ** (d - 1) for d in range(1, 5)})
+    assert set(taps.views) == {(*k, v) for k in frames for v in VIEWS}
+    for (side, d, view), t in taps.views.items():
+        assert t.shape == (1, channels[(side, d)] // 3, frames[(side, d)]), (side, d, view)
+    for key, t in taps.layers.items():
+        assert t.shape == (1, channels[key], frames[key])
+    for key, p in taps.probs.items():
+        P = n_chunks(frames[key])
+        assert p.shape == (channels[key] // 3, P, P)
+        torch.testing.assert_close(p.sum(-1), torch.ones(p.shape[:-1]))
+
+
+def test_students_have_views_only_at_deepest_layer():
+    m = build("tiny_student").eval()
+    with torch.no_grad():
+        _, taps = m(torch.randn(1, 1, 8000), return_views=True)
+    assert {k[:2] for k in taps.views} == {("encoder", 3), ("decoder", 3)}
+
+
+def test_plain_call_returns_only_waveform_and_matches_tapped():
+    m = build("tiny_teacher").eval()
+    x = torch.randn(1, 1, 5000)
+    with torch.no_grad():
+        plain = m(x)
+        tapped, _ = m(x, return_views=True)
+    assert isinstance(plain, torch.Tensor)
+    torch.testing.assert_close(plain, tapped)
+
+
+def test_fast_and_literal_paths_agree():
+    m = build("tiny_teacher").eval()
+    x = torch.randn(2, 1, 9000)
+    with torch.no_grad():
+        fast, tf = m(x, return_views=True)
+        lit, tl = m(x, return_views=True, literal=True)
+    torch.testing.assert_close(fast, lit, atol=1e-5, rtol=1e-5)
+    for k in tf.views:
+        torch.testing.assert_close(tf.views[k], tl.views[k], atol=1e-5, rtol=1e-5)
+
+
+def test_batch_items_are_independent_in_eval():
+    """Documented behaviour: each item is normalised by the std of its (padded) signal, so a
+    batch gives exactly what each padded item gives alone."""
+    m = build("tiny_student").eval()
+    a, b = torch.randn(1, 1, 4000), torch.randn(1, 1, 2500)
+    batch = torch.cat([a, torch.nn.functional.pad(b, (0, 1500))])
+    with torch.no_grad():
+        out = m(batch)
+        torch.testing.assert_close(out[:1], m(a), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(out[1:], m(batch[1:]), atol=1e-5, rtol=1e-5)
+
+
+def test_scale_of_input_is_restored():
+    m = build("tiny_student").eval()
+    x = torch.randn(1, 1, 4000)
+    with torch.no_grad():
+        y1, y2 = m(x), m(10 * x)
+    # normalisation by (1e-3 + std) makes the model almost scale-equivariant
+    torch.testing.assert_close(y2, 10 * y1, rtol=1e-2, atol=1e-3)
+
+
+def test_demucs_rescaling_applied():
+    cfg = MannerConfig(depth=2, hidden=8, ma_layers=(1,))
+    torch.manual_seed(0)
+    raw = Manner(MannerConfig(**{**cfg.to_dict(), "ma_layers": (1,), "rescale": 0.0}))
+    torch.manual_seed(0)
+    scaled = Manner(cfg)
+    pairs = [
+        (r, s)
+        for r, s in zip(raw.modules(), scaled.modules())
+        if isinstance(r, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))
+    ]
+    assert len(pairs) > 20
+    for r, s in pairs:
+        k = (r.weight.std() / 0.1) ** 0.5
+        torch.testing.assert_close(s.weight, r.weight / k)
+        if r.bias is not None:
+            torch.testing.assert_close(s.bias, r.bias / k)
+    # linear layers are left alone
+    torch.testing.assert_close(scaled.bottleneck.weight, raw.bottleneck.weight)
+
+
+def test_checkpoint_roundtrip_rebuilds_from_config(tmp_path):
+    m = build("tiny_student").eval()
+    path = save_model(m, tmp_path / "m.pt", preset="tiny_student")
+    loaded = load_model(path)
+    assert loaded.cfg == m.cfg
+    x = torch.randn(1, 1, 3000)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), m(x))
+
+
+def test_checkpoint_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.pt"):
+        load_model(tmp_path / "nope.pt")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="bad.pt"):
+        load_model(bad)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="ma_layers"):
+        MannerConfig(depth=3, ma_layers=(3,))
+    with pytest.raises(ValueError, match="growth"):
+        MannerConfig(growth=3)

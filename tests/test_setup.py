@@ -1,0 +1,50 @@
+import re
+import subprocess
+import sys
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", req.strip().strip('"'), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = {
+        _name(r): r for r in project["dependencies"] + project["optional-dependencies"]["dev"]
+    }
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict) and "pip" in d)
+    listed = {_name(r): r for r in pip if not r.startswith("-e")}
+    assert set(listed) == set(wanted)
+    for name, req in wanted.items():
+        if name != "torch":
+            assert listed[name] == req, name
+    assert "torch==2.13.0" in pip and "-e .[dev]" in pip
+    assert "torch==2.13.0" in (ROOT / "Makefile").read_text()
+
+
+def test_cli_lists_subcommands():
+    out = subprocess.run(
+        [sys.executable, "-m", "sekd", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    for cmd in ("complexity", "enhance"):
+        assert cmd in out
+
+
+def test_ci_runs_make_test_only():
+    lines = [
+        ln
+        for ln in (ROOT / ".ci" / "run").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    assert lines[-1].strip() == "make test"
