@@ -1,0 +1,29 @@
+"""Distillation: attention transfer (single- and multi-view), layer pairing, the objective."""
+
+from .attention import (
+    PAIRINGS,
+    at_loss,
+    block_pairs,
+    mvat_block_loss,
+    mvat_loss,
+    mvat_pairs,
+    pair_keys,
+    single_view_loss,
+    temporal_attention_map,
+)
+from .objective import TABLE3_ROWS, DistillationObjective, ObjectiveConfig
+
+__all__ = [
+    "PAIRINGS",
+    "TABLE3_ROWS",
+    "DistillationObjective",
+    "ObjectiveConfig",
+    "at_loss",
+    "block_pairs",
+    "mvat_block_loss",
+    "mvat_loss",
+    "mvat_pairs",
+    "pair_keys",
+    "single_view_loss",
+    "temporal_attention_map",
+]

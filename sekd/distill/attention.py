@@ -1,0 +1,151 @@
+"""Attention transfer for waveforms (MV-AT paper, section 2.2-2.4; methods.md sections 1-2).
+
+Everything here takes plain tensors: activations (B, C, T) or maps (B, T). Pairings are lists
+of (side, student_depth, teacher_depth) so notebooks can print and draw them.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..models.manner import VIEWS
+
+EPS = 1e-12
+PAIRINGS = ("same_depth", "dual_depth")
+
+
+def temporal_attention_map(A: torch.Tensor, p: float = 2, normalize: bool = True) -> torch.Tensor:
+    """Eq. 1: F(A) = sum_c |A_c|^p, (B, C, T) -> (B, T), then each example scaled to unit L2.
+
+    A zero map stays zero (its norm is guarded by EPS).
+    """
+    if A.dim() != 3:
+        raise ValueError(f"temporal_attention_map: expected (B, C, T), got shape {tuple(A.shape)}")
+    m = A.abs().pow(p).sum(1)  # (B, T)
+    return _normalize(m) if normalize else m
+
+
+def _normalize(m: torch.Tensor) -> torch.Tensor:
+    return m / torch.linalg.vector_norm(m, dim=-1, keepdim=True).clamp_min(EPS)
+
+
+def _resize(m: torch.Tensor, length: int) -> torch.Tensor:
+    if m.shape[-1] == length:
+        return m
+    return F.interpolate(m[:, None], size=length, mode="linear", align_corners=False)[:, 0]
+
+
+def at_loss(
+    teacher_map: torch.Tensor, student_map: torch.Tensor, q: float = 1, resample: str = "teacher"
+) -> torch.Tensor:
+    """Eq. 2: || F_T / ||F_T|| - F_S / ||F_S|| ||_q per example, mean over the batch.
+
+    Maps are (B, T_t) and (B, T_s), normalised or not; the side named by `resample` ("teacher"
+    or "student") is linearly interpolated to the other's length, then both are normalised.
+    The teacher side is detached.
+    """
+    if teacher_map.dim() != 2 or student_map.dim() != 2:
+        raise ValueError(
+            f"at_loss: expected maps (B, T), got {tuple(teacher_map.shape)} and "
+            f"{tuple(student_map.shape)}"
+        )
+    if teacher_map.shape[0] != student_map.shape[0]:
+        raise ValueError(
+            f"at_loss: batch sizes differ, {teacher_map.shape[0]} vs {student_map.shape[0]}"
+        )
+    t = teacher_map.detach()
+    if resample == "teacher":
+        t = _resize(t, student_map.shape[-1])
+        s = student_map
+    elif resample == "student":
+        s = _resize(student_map, t.shape[-1])
+    else:
+        raise ValueError(f"resample must be 'teacher' or 'student', got {resample!r}")
+    d = _normalize(t) - _normalize(s)
+    return torch.linalg.vector_norm(d, ord=q, dim=-1).mean()
+
+
+def block_pairs(
+    student_depths, teacher_depths, student_depth: int, mode: str = "dual_depth"
+) -> list[tuple[int, int]]:
+    """(student_depth, teacher_depth) pairs for blocks available at the given depths (1-based).
+
+    same_depth: l <-> l. dual_depth: as same_depth, plus the student's deepest depth L_S paired
+    with every teacher block deeper than L_S. A pair whose teacher block is missing is skipped;
+    a student block left with no partner goes to the nearest deeper teacher block that exists.
+    """
+    if mode not in PAIRINGS:
+        raise ValueError(f"unknown pairing {mode!r}; known: {PAIRINGS}")
+    teacher = sorted(set(teacher_depths))
+    pairs = []
+    for s in sorted(set(student_depths)):
+        mine = [(s, s)] if s in teacher else []
+        if mode == "dual_depth" and s == student_depth:
+            mine += [(s, t) for t in teacher if t > s]
+        if not mine:
+            deeper = [t for t in teacher if t > s]
+            if deeper:
+                mine = [(s, deeper[0])]
+        pairs += mine
+    return pairs
+
+
+def pair_keys(student_keys, teacher_keys, student_depth: int, mode: str = "dual_depth"):
+    """Pairs of (side, depth) keys, per side (encoder, decoder), by `block_pairs`.
+
+    Returns [(side, student_depth, teacher_depth)].
+    """
+    out = []
+    for side in ("encoder", "decoder"):
+        s = [k[1] for k in student_keys if k[0] == side]
+        t = [k[1] for k in teacher_keys if k[0] == side]
+        out += [(side, a, b) for a, b in block_pairs(s, t, student_depth, mode)]
+    return out
+
+
+def mvat_pairs(student_views: dict, teacher_views: dict, student_depth: int, mode="dual_depth"):
+    """Block pairs for MV-AT from the `Taps.views` dicts of a student and a teacher."""
+    return pair_keys(
+        {k[:2] for k in student_views}, {k[:2] for k in teacher_views}, student_depth, mode
+    )
+
+
+def mvat_block_loss(teacher_views: dict, student_views: dict, q: float = 1, p: float = 2):
+    """Eq. 3 for one block pair: sum over views of AT losses. Dicts map view name -> (B, n, T)."""
+    total = 0.0
+    for view in VIEWS:
+        total = total + at_loss(
+            temporal_attention_map(teacher_views[view], p),
+            temporal_attention_map(student_views[view], p),
+            q,
+        )
+    return total
+
+
+def mvat_loss(
+    teacher_views: dict, student_views: dict, pairs, q: float = 1, p: float = 2
+) -> torch.Tensor:
+    """sum over pairs of L_MV-AT. Views keyed (side, depth, view) as in `Taps.views`."""
+    if not pairs:
+        raise ValueError("mvat_loss: no teacher/student block pairs")
+    total = 0.0
+    for side, sd, td in pairs:
+        t = {v: teacher_views[(side, td, v)] for v in VIEWS}
+        s = {v: student_views[(side, sd, v)] for v in VIEWS}
+        total = total + mvat_block_loss(t, s, q, p)
+    return total
+
+
+def single_view_loss(teacher_layers: dict, student_layers: dict, pairs, q: float = 1, p: float = 2):
+    """Single-view AT: one map per encoder/decoder layer output, keyed (side, depth)."""
+    if not pairs:
+        raise ValueError("single_view_loss: no teacher/student layer pairs")
+    total = 0.0
+    for side, sd, td in pairs:
+        total = total + at_loss(
+            temporal_attention_map(teacher_layers[(side, td)], p),
+            temporal_attention_map(student_layers[(side, sd)], p),
+            q,
+        )
+    return total

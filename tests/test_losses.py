@@ -1,0 +1,251 @@
+import numpy as np
+import pytest
+import torch
+
+from sekd.distill import (
+    TABLE3_ROWS,
+    DistillationObjective,
+    ObjectiveConfig,
+    at_loss,
+    block_pairs,
+    mvat_loss,
+    mvat_pairs,
+    temporal_attention_map,
+)
+from sekd.losses import STFT_RESOLUTIONS, kd_loss, mrstft_loss, snr_teacher_loss, weighted_loss
+from sekd.models import build
+
+
+# ------------------------------------------------------------------ independent numpy references
+def np_tam(A, p=2):
+    m = (np.abs(A) ** p).sum(1)
+    return m / np.maximum(np.linalg.norm(m, axis=-1, keepdims=True), 1e-12)
+
+
+def np_interp(m, n):
+    """Linear interpolation with half-pixel centres (align_corners=False), per row."""
+    L = m.shape[-1]
+    pos = np.clip((np.arange(n) + 0.5) * L / n - 0.5, 0, L - 1)
+    return np.stack([np.interp(pos, np.arange(L), row) for row in m])
+
+
+def np_at(mt, ms, q=1):
+    mt = np_interp(mt, ms.shape[-1])
+    mt = mt / np.linalg.norm(mt, axis=-1, keepdims=True)
+    ms = ms / np.linalg.norm(ms, axis=-1, keepdims=True)
+    return np.mean((np.abs(mt - ms) ** q).sum(-1) ** (1 / q))
+
+
+def np_mag(x, n_fft, hop, win):
+    window = np.zeros(n_fft)
+    w = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)  # periodic Hann
+    left = (n_fft - win) // 2
+    window[left : left + win] = w
+    xp = np.pad(x, [(0, 0), (n_fft // 2, n_fft // 2)], mode="reflect")
+    n_frames = 1 + (xp.shape[-1] - n_fft) // hop
+    frames = np.stack([xp[:, i * hop : i * hop + n_fft] for i in range(n_frames)], -1)
+    spec = np.fft.rfft(frames * window[None, :, None], axis=1)
+    return np.sqrt(np.maximum(spec.real**2 + spec.imag**2, 1e-7))
+
+
+def np_l1_mrstft(est, tgt):
+    sc = mag = 0
+    for r in STFT_RESOLUTIONS:
+        X, Y = np_mag(est, *r), np_mag(tgt, *r)
+        sc = sc + np.linalg.norm(Y - X, axis=(1, 2)) / np.linalg.norm(Y, axis=(1, 2))
+        mag = mag + np.abs(np.log(Y) - np.log(X)).mean((1, 2))
+    n = len(STFT_RESOLUTIONS)
+    return np.abs(est - tgt).mean(-1) + 0.5 * sc / n + 0.5 * mag / n
+
+
+def np_weighted(est, clean, noisy):
+    noise = noisy - clean
+    ec, en = (clean**2).sum(-1), (noise**2).sum(-1)
+    a = ec / (ec + en + 2e-7)
+    return np.mean(a * np_l1_mrstft(est, clean) + (1 - a) * np_l1_mrstft(noisy - est, noise))
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
+
+
+# -------------------------------------------------------------------------------- invariances
+def test_map_scale_and_permutation_invariance():
+    A = torch.randn(3, 8, 50)
+    m = temporal_attention_map(A)
+    torch.testing.assert_close(temporal_attention_map(7.5 * A), m)
+    torch.testing.assert_close(temporal_attention_map(A[:, torch.randperm(8)]), m)
+    torch.testing.assert_close(torch.linalg.vector_norm(m, dim=-1), torch.ones(3))
+
+
+def test_zero_map_is_guarded():
+    m = temporal_attention_map(torch.zeros(2, 4, 10))
+    assert torch.all(m == 0) and not torch.isnan(m).any()
+
+
+@pytest.mark.parametrize("q", [1, 2])
+def test_identical_maps_zero_and_different_maps_positive(q):
+    m = torch.rand(4, 30)
+    assert at_loss(m, m, q=q).item() == pytest.approx(0.0, abs=1e-7)
+    assert at_loss(m, 3 * m, q=q).item() == pytest.approx(0.0, abs=1e-6)  # normalised inside
+    assert at_loss(m, torch.rand(4, 30), q=q).item() > 1e-3
+
+
+def test_resampling_sides_and_errors():
+    t, s = torch.rand(2, 40), torch.rand(2, 10)
+    assert at_loss(t, s, resample="teacher").item() != at_loss(t, s, resample="student").item()
+    with pytest.raises(ValueError, match="resample"):
+        at_loss(t, s, resample="both")
+    with pytest.raises(ValueError, match=r"maps \(B, T\)"):
+        at_loss(torch.rand(2, 3, 4), s)
+    with pytest.raises(ValueError, match="batch sizes differ"):
+        at_loss(torch.rand(3, 10), s)
+    with pytest.raises(ValueError, match=r"\(B, C, T\)"):
+        temporal_attention_map(torch.rand(5, 5))
+
+
+def test_gradients_reach_student_only():
+    t = torch.rand(2, 6, 40, requires_grad=True)
+    s = torch.rand(2, 3, 25, requires_grad=True)
+    at_loss(temporal_attention_map(t), temporal_attention_map(s)).backward()
+    assert t.grad is None
+    assert s.grad is not None and s.grad.abs().sum() > 0
+
+
+# -------------------------------------------------------------------------------- golden values
+@pytest.mark.parametrize("q", [1, 2])
+def test_at_golden(rng, q):
+    A_t, A_s = rng.normal(size=(3, 7, 53)), rng.normal(size=(3, 4, 20))
+    want = np_at(np_tam(A_t), np_tam(A_s), q)
+    got = at_loss(
+        temporal_attention_map(torch.tensor(A_t)), temporal_attention_map(torch.tensor(A_s)), q=q
+    )
+    assert got.item() == pytest.approx(want, abs=1e-5)
+    np.testing.assert_allclose(
+        temporal_attention_map(torch.tensor(A_t)).numpy(), np_tam(A_t), atol=1e-12
+    )
+
+
+def test_mrstft_and_weighted_golden(rng):
+    clean = rng.normal(0, 0.1, (2, 4000))
+    noisy = clean + rng.normal(0, 0.05, (2, 4000))
+    est = clean + rng.normal(0, 0.02, (2, 4000))
+    got = weighted_loss(*(torch.tensor(x)[:, None] for x in (est, clean, noisy)))
+    assert got.total.item() == pytest.approx(np_weighted(est, clean, noisy), abs=1e-5)
+    kd = kd_loss(*(torch.tensor(x) for x in (est, clean, noisy)))
+    assert kd.total.item() == pytest.approx(np_weighted(est, clean, noisy), abs=1e-5)
+
+
+def test_snr_teacher_loss_golden(rng):
+    s, t, c = (rng.normal(size=(3, 500)) for _ in range(3))
+    for alpha in (0.0, 0.5, 0.8):
+        want = alpha * 0.5 * np.mean((s - t) ** 2) + (1 - alpha) * 0.5 * np.mean((s - c) ** 2)
+        got, parts = snr_teacher_loss(*(torch.tensor(x) for x in (s, t, c)), alpha=alpha)
+        assert got.item() == pytest.approx(want, abs=1e-10)
+        assert parts["teacher"].item() == pytest.approx(np.mean((s - t) ** 2))
+    with pytest.raises(ValueError, match="alpha"):
+        snr_teacher_loss(*(torch.tensor(x) for x in (s, t, c)), alpha=1.5)
+
+
+# ----------------------------------------------------------------------------- loss properties
+def test_mrstft_zero_for_identical_positive_otherwise():
+    x = torch.randn(2, 1, 4000)
+    sc, mag = mrstft_loss(x, x)
+    assert torch.all(sc == 0) and torch.all(mag == 0)
+    sc, mag = mrstft_loss(x + 0.01 * torch.randn_like(x), x)
+    assert torch.all(sc > 0) and torch.all(mag > 0)
+
+
+def test_weight_is_one_without_noise_and_zero_without_speech():
+    clean = 0.1 * torch.randn(1, 1, 4000)
+    parts = weighted_loss(clean * 0.9, clean, clean)  # zero noise
+    assert parts.weight.item() == pytest.approx(1.0, abs=1e-6)
+    noise = 0.1 * torch.randn(1, 1, 4000)
+    parts = weighted_loss(noise * 0.5, torch.zeros_like(noise), noise)  # zero speech
+    assert parts.weight.item() == 0.0
+    assert torch.isfinite(parts.total) and torch.isfinite(parts.clean).all()
+
+
+def test_loss_shape_errors():
+    with pytest.raises(ValueError, match=r"weighted_loss\(estimate, clean\): shapes differ"):
+        weighted_loss(torch.randn(2, 1, 100), torch.randn(2, 1, 90), torch.randn(2, 1, 100))
+    with pytest.raises(ValueError, match=r"estimate: expected a \(B, 1, T\)"):
+        weighted_loss(torch.randn(2, 2, 100), torch.randn(2, 2, 100), torch.randn(2, 2, 100))
+
+
+# -------------------------------------------------------------------------------------- pairing
+def _view_keys(preset):
+    with torch.no_grad():
+        _, taps = build(preset).eval()(torch.randn(1, 1, 2000), return_views=True)
+    return taps.views
+
+
+def test_pairs_manner_b_to_student():
+    s, t = _view_keys("student_1p5gf"), _view_keys("manner_b")
+    assert mvat_pairs(s, t, 3, "dual_depth") == [
+        ("encoder", 3, 3),
+        ("encoder", 3, 4),
+        ("decoder", 3, 3),
+        ("decoder", 3, 4),
+    ]
+    assert mvat_pairs(s, t, 3, "same_depth") == [("encoder", 3, 3), ("decoder", 3, 3)]
+
+
+def test_pairs_manner_s_to_student_falls_back_to_deeper():
+    s, t = _view_keys("student_1p5gf"), _view_keys("manner_s_38gf")
+    want = [("encoder", 3, 4), ("decoder", 3, 4)]
+    assert mvat_pairs(s, t, 3, "same_depth") == want
+    assert mvat_pairs(s, t, 3, "dual_depth") == want
+
+
+def test_pairs_equal_depths_and_gaps():
+    assert block_pairs([1, 2, 3, 4], [1, 2, 3, 4], 4) == [(1, 1), (2, 2), (3, 3), (4, 4)]
+    # student block 1 has no teacher partner at 1: nearest deeper is 3
+    assert block_pairs([1, 4], [3, 4], 4, "same_depth") == [(1, 3), (4, 4)]
+    assert block_pairs([2], [1], 2) == []  # nothing deeper: skipped
+    with pytest.raises(ValueError, match="unknown pairing"):
+        block_pairs([1], [1], 1, "cross")
+
+
+# ------------------------------------------------------------------------------------ objective
+@pytest.mark.parametrize("row", sorted(TABLE3_ROWS))
+def test_every_table3_row_runs_and_never_touches_the_teacher(row):
+    student, teacher = build("tiny_student"), build("tiny_teacher")
+    before = {k: v.clone() for k, v in teacher.state_dict().items()}
+    obj = DistillationObjective(TABLE3_ROWS[row], student, teacher)
+    opt = torch.optim.Adam(student.parameters(), 1e-3)
+    noisy, clean = torch.randn(2, 1, 6000), 0.3 * torch.randn(2, 1, 6000)
+    total, terms, out = obj(noisy, clean)
+    total.backward()
+    opt.step()
+    cfg = TABLE3_ROWS[row]
+    assert ("at" in terms) == (cfg.at != "none") and ("kd" in terms) == cfg.kd
+    expected = terms["supervised"] + terms.get("at", 0) + terms.get("kd", 0)
+    assert terms["total"].item() == pytest.approx(float(expected), rel=1e-5)
+    assert all(p.grad is None for p in teacher.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in student.parameters())
+    for k, v in teacher.state_dict().items():
+        assert torch.equal(v, before[k]), k  # running BN statistics included: eval mode
+    assert out.shape == noisy.shape
+
+
+def test_mvat_full_step_gradients_on_real_models():
+    student, teacher = build("tiny_student"), build("tiny_teacher").eval()
+    x = torch.randn(2, 1, 6000)
+    _, s_taps = student(x, return_views=True)
+    with torch.no_grad():
+        _, t_taps = teacher(x, return_views=True)
+    pairs = mvat_pairs(s_taps.views, t_taps.views, 3)
+    loss = mvat_loss(t_taps.views, s_taps.views, pairs)
+    loss.backward()
+    att = student.encoder[2].attention
+    assert att.branches[0][0].weight.grad.abs().sum() > 0
+    assert att.global_attn.query.weight.grad.abs().sum() > 0
+
+
+def test_objective_config_errors():
+    with pytest.raises(ValueError, match="unknown attention transfer"):
+        ObjectiveConfig(at="magic")
+    with pytest.raises(ValueError, match="needs a teacher"):
+        DistillationObjective(TABLE3_ROWS["kd_only"], build("tiny_student"))
