@@ -83,7 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_EXTRA: list = []  # later modules register subcommands here
+def _evaluate_parser(sub) -> None:
+    from .evaluate_cli import add_parser
+
+    add_parser(sub)
+
+
+def _train_parser(sub) -> None:
+    from .train_cli import add_parser
+
+    add_parser(sub)
+
+
+_EXTRA: list = [_evaluate_parser, _train_parser]
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,210 @@
+"""Run configuration: a TOML file parsed into frozen dataclasses; unknown keys are errors.
+
+A config has the sections [data], [model], [teacher], [objective], [optim], [train] and a
+top-level `seed`. A file may name a `base` file (relative path) whose values it overrides, so
+the profiles share one description and change only what differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+
+from .distill.objective import AT_KINDS, PAIRINGS
+
+
+def _choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "corpus"  # corpus | paired | voicebank
+    speech_datasets: tuple[str, ...] = ("grid", "ljspeech", "emodb")
+    noise_datasets: tuple[str, ...] = ("noisex-92",)
+    noise_types: tuple[str, ...] = ()  # empty: every noise of the datasets
+    valid_noise_types: tuple[str, ...] = ()  # empty: the training noise types
+    snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0)
+    snr_range: tuple[float, ...] = ()  # (low, high) instead of the list
+    segment: int = 16_000
+    hop: int = 16_000  # paired sources: window hop
+    examples_per_epoch: int = 512
+    valid_utterances: int = 16
+    valid_seconds: float = 4.0
+    noisy_dir: str = ""  # paired
+    clean_dir: str = ""
+    valid_noisy_dir: str = ""
+    valid_clean_dir: str = ""
+    voicebank_root: str = ""  # voicebank: a prepared 16 kHz tree
+
+    def __post_init__(self):
+        _choice("data.source", self.source, ("corpus", "paired", "voicebank"))
+        if self.snr_range and len(self.snr_range) != 2:
+            raise ValueError(f"data.snr_range must be [low, high], got {list(self.snr_range)}")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    preset: str = "cpu_student"
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    routing: str = "none"  # none | single | snr
+    checkpoints: tuple[str, ...] = ()  # one, or one per band (routing = snr)
+    bands: tuple[tuple[float, ...], ...] = ()  # SNRs of each teacher's band (routing = snr)
+    between: str = "nearest"  # SNRs between bands go to the nearest band
+
+    def __post_init__(self):
+        _choice("teacher.routing", self.routing, ("none", "single", "snr"))
+        _choice("teacher.between", self.between, ("nearest", "error"))
+        if self.routing == "single" and len(self.checkpoints) != 1:
+            raise ValueError("teacher.routing = single needs exactly one checkpoint")
+        if self.routing == "snr" and (not self.bands or len(self.bands) != len(self.checkpoints)):
+            raise ValueError("teacher.routing = snr needs one checkpoint per band in teacher.bands")
+
+
+@dataclass(frozen=True)
+class ObjectiveSection:
+    kind: str = "manner"  # manner (weighted loss + AT/KD) | snr_teacher | mse
+    at: str = "none"
+    pairing: str = "dual_depth"
+    q: float = 1.0
+    kd: bool = False
+    beta_at: float = 1.0
+    beta_kd: float = 1.0
+    alpha: float = 0.5
+
+    def __post_init__(self):
+        _choice("objective.kind", self.kind, ("manner", "snr_teacher", "mse"))
+        _choice("objective.at", self.at, AT_KINDS)
+        _choice("objective.pairing", self.pairing, PAIRINGS)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "onecycle"  # onecycle | plateau | constant
+    pct_start: float = 0.3
+    plateau_factor: float = 0.5
+    plateau_patience: int = 2
+    grad_clip: float = 0.0
+
+    def __post_init__(self):
+        _choice("optim.schedule", self.schedule, ("onecycle", "plateau", "constant"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 4
+    epochs: int = 1
+    max_steps: int = 0  # 0: epochs decide
+    log_every: int = 10
+    valid_every: int = 0  # steps; 0: once per epoch
+    valid_metric: str = "pesq"  # pesq | loss
+    num_workers: int = 0
+    accumulate: int = 1  # micro-batches per step (each batch_size / accumulate examples)
+    checkpoint_every: int = 0  # steps; 0: at each validation
+    deterministic: bool = True
+    bf16: bool = False
+
+    def __post_init__(self):
+        _choice("train.valid_metric", self.valid_metric, ("pesq", "loss"))
+        if self.batch_size < 1 or self.epochs < 1:
+            raise ValueError("train.batch_size and train.epochs must be >= 1")
+        if self.accumulate < 1 or self.batch_size % self.accumulate:
+            raise ValueError(
+                f"train.accumulate ({self.accumulate}) must divide "
+                f"train.batch_size ({self.batch_size})"
+            )
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "run"
+    seed: int = 0
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    source: str = ""  # the file it was read from (set by load_config)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+_SECTIONS = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "teacher": TeacherConfig,
+    "objective": ObjectiveSection,
+    "optim": OptimConfig,
+    "train": TrainConfig,
+}
+
+
+def _tupled(value):
+    if isinstance(value, list):
+        return tuple(_tupled(v) for v in value)
+    return value
+
+
+def _build(cls, values: dict, where: str):
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in values:
+        if key not in known:
+            raise ValueError(f"{where}: unknown key {key!r}; known keys: {sorted(known)}")
+    return cls(**{k: _tupled(v) for k, v in values.items()})
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _read(path: Path) -> dict:
+    try:
+        raw = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no config file {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{path}: invalid TOML ({exc})") from None
+    base = raw.pop("base", None)
+    if base:
+        raw = _merge(_read((path.parent / base).resolve()), raw)
+    return raw
+
+
+def config_from_dict(raw: dict, where: str = "config", **overrides) -> RunConfig:
+    raw = _merge(raw, overrides)
+    top = {}
+    for key, value in raw.items():
+        if key in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: [{key}] must be a table")
+            top[key] = _build(_SECTIONS[key], value, f"{where} [{key}]")
+        elif key in ("name", "seed", "source"):
+            top[key] = value
+        else:
+            raise ValueError(
+                f"{where}: unknown key {key!r}; known: name, seed, base, {', '.join(_SECTIONS)}"
+            )
+    return RunConfig(**top)
+
+
+def load_config(path, **overrides) -> RunConfig:
+    """Read a TOML run config (following `base`), apply `overrides` (nested dicts)."""
+    path = Path(path)
+    raw = _read(path)
+    raw.setdefault("name", path.stem)
+    raw["source"] = str(path)
+    return config_from_dict(raw, str(path), **overrides)

@@ -1,0 +1,155 @@
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from sekd.data import read_audio
+from sekd.metrics import METRICS, composite, evaluate_model, evaluate_pairs, pesq_nb_raw, score
+from sekd.models import build
+
+REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "loizou_composite"
+if not REF.is_dir():  # CI clones the project alone; the vectors are copied into tests/data
+    REF = Path(__file__).parent / "data" / "loizou_composite"
+
+
+def _ref(name):
+    x, sr = sf.read(REF / name)
+    return x, sr
+
+
+def test_composite_reproduces_matlab_reference():
+    c, sr = _ref("sp09.wav")
+    e, _ = _ref("enhanced_logmmse.wav")
+    r = composite(c, e, sr, pesq_score=2.255732)
+    assert round(r["llr"], 6) == 0.681368
+    assert round(r["segsnr"], 6) == 3.991727
+    assert round(r["wss"], 6) == 49.671978
+    assert round(r["csig"], 4) == 3.3050
+    assert round(r["cbak"], 4) == 2.6160
+    assert round(r["covl"], 4) == 2.7133
+
+
+def test_raw_narrowband_pesq_option_close_to_matlab():
+    c, sr = _ref("sp09.wav")
+    e, _ = _ref("enhanced_logmmse.wav")
+    n = min(len(c), len(e))
+    # the C implementation of P.862 and Loizou's MATLAB port differ in the third decimal
+    assert abs(pesq_nb_raw(c[:n], e[:n], sr) - 2.255732) < 0.01
+    r = composite(c, e, sr, pesq_mode="nb_raw")
+    assert abs(r["pesq"] - 2.255732) < 0.01
+    with pytest.raises(ValueError, match="pesq_mode"):
+        composite(c, e, sr, pesq_mode="mos")
+
+
+def test_clean_vs_clean_is_perfect(corpus):
+    nd, cd = corpus.pair_dirs("voicebank_demand", "test")
+    x = read_audio(cd / "p232_005.flac")
+    r = score(x, x)
+    assert r["pesq"] == pytest.approx(4.64, abs=0.01)
+    assert r["stoi"] == pytest.approx(1.0, abs=1e-6)
+    assert r["csig"] == r["cbak"] == r["covl"] == 5.0
+
+
+def _vb_pairs(corpus):
+    nd, cd = corpus.pair_dirs("voicebank_demand", "test")
+    return [(p.stem, p, nd / p.name) for p in sorted(cd.iterdir())]
+
+
+def test_voicebank_noisy_means_plausible(corpus):
+    rows, summary = evaluate_pairs(_vb_pairs(corpus), workers=2, progress=False)
+    m = summary["mean"]
+    assert summary == {**summary, "count": 31, "failed": 0}
+    # published full-set noisy means: PESQ 1.97, STOI 0.92, CSIG 3.35, CBAK 2.44, COVL 2.63
+    assert 1.7 < m["pesq"] < 2.3 and 0.88 < m["stoi"] < 0.95
+    assert 2.8 < m["csig"] < 3.7 and 2.1 < m["cbak"] < 2.8 and 2.2 < m["covl"] < 3.0
+    # 1 worker gives the same numbers
+    rows1, s1 = evaluate_pairs(_vb_pairs(corpus)[:3], workers=1, progress=False)
+    for a, b in zip(rows1, rows[:3]):
+        for k in METRICS:
+            assert a[k] == pytest.approx(b[k], abs=1e-9)
+
+
+def test_failures_are_reported_per_file_not_dropped(corpus, tmp_path):
+    nd, cd = corpus.pair_dirs("voicebank_demand", "test")
+    x = read_audio(cd / "p232_005.flac")
+    noise = np.random.default_rng(0).normal(0, 0.1, 32_000)
+    pairs = [
+        ("good", x, read_audio(nd / "p232_005.flac")),
+        ("silent_ref", np.zeros(32_000), noise),  # PESQ: no utterances detected
+        ("quarter_second", noise[:2000], noise[:2000]),  # PESQ: buffer too short
+        ("too_short", x, x[:-1000]),
+        ("missing", tmp_path / "nope.wav", tmp_path / "nope.wav"),
+    ]
+    rows, summary = evaluate_pairs(pairs, workers=1, progress=False)
+    by = {r["name"]: r for r in rows}
+    assert [r["name"] for r in rows] == [p[0] for p in pairs]
+    assert by["good"]["error"] == "" and by["good"]["pesq"] > 1
+    assert (
+        "PESQ failed" in by["silent_ref"]["error"] and "No utterances" in by["silent_ref"]["error"]
+    )
+    assert "PESQ failed" in by["quarter_second"]["error"]
+    assert np.isnan(by["silent_ref"]["pesq"])
+    assert "length mismatch" in by["too_short"]["error"]
+    assert "nope.wav" in by["missing"]["error"]
+    assert summary["count"] == 5 and summary["failed"] == 4
+    assert summary["mean"]["pesq"] == pytest.approx(by["good"]["pesq"])
+
+
+def test_small_length_mismatch_is_trimmed(corpus):
+    nd, cd = corpus.pair_dirs("voicebank_demand", "test")
+    x, y = read_audio(cd / "p232_005.flac"), read_audio(nd / "p232_005.flac")
+    assert score(x, y[:-50])["pesq"] == pytest.approx(score(x[:-50], y[:-50])["pesq"])
+
+
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "sekd", "evaluate", *args], capture_output=True, text=True
+    )
+
+
+def test_evaluate_cli_json_layout_and_mixed_formats(corpus, tmp_path):
+    nd, cd = corpus.pair_dirs("voicebank_demand", "test")
+    (tmp_path / "clean").mkdir()
+    (tmp_path / "enh").mkdir()
+    for p in sorted(cd.iterdir())[:3]:
+        shutil.copy(p, tmp_path / "clean" / p.name)  # FLAC
+        sf.write(tmp_path / "enh" / (p.stem + ".wav"), read_audio(nd / p.name), 16_000)  # WAV
+    r = _cli(
+        "--clean",
+        str(tmp_path / "clean"),
+        "--enhanced",
+        str(tmp_path / "enh"),
+        "--json",
+        str(tmp_path / "r.json"),
+        "--csv",
+        str(tmp_path / "r.csv"),
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads((tmp_path / "r.json").read_text())
+    assert set(out) == {"files", "mean", "count", "failed"}
+    assert out["count"] == 3 and out["failed"] == 0
+    assert set(out["files"][0]) == {"name", *METRICS, "error"}
+    assert "PESQ" in r.stdout and (tmp_path / "r.csv").read_text().count("\n") == 4
+
+
+def test_evaluate_cli_refuses_unmatched_names(corpus, tmp_path):
+    nd, cd = corpus.pair_dirs("dns")
+    shutil.copytree(cd, tmp_path / "clean")
+    shutil.copytree(nd, tmp_path / "enh")
+    victim = sorted((tmp_path / "enh").iterdir())[0]
+    victim.rename(victim.with_name("extra_file.flac"))
+    r = _cli("--clean", str(tmp_path / "clean"), "--enhanced", str(tmp_path / "enh"))
+    assert r.returncode == 2
+    assert "extra_file" in r.stderr and victim.stem in r.stderr
+
+
+def test_evaluate_model_runs_whole_utterances(corpus):
+    pairs = [(n, noisy, clean) for n, clean, noisy in _vb_pairs(corpus)[:2]]
+    rows, summary = evaluate_model(build("tiny_student"), pairs, progress=False)
+    assert summary["count"] == 2 and summary["failed"] == 0
+    assert all(np.isfinite(r["pesq"]) for r in rows)
