@@ -125,6 +125,20 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """The fixed pre-mixed test set a study scores its models on (names the test noises)."""
+
+    speech_datasets: tuple[str, ...] = ("grid", "ljspeech", "emodb")
+    utterances: int = 12
+    max_seconds: float = 4.0
+    noise_datasets: tuple[str, ...] = ("noisex-92",)
+    seen_noises: tuple[str, ...] = ("babble", "factory1", "speech_shaped_noise", "white")
+    unseen_noises: tuple[str, ...] = ()
+    snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0)
+    seed: int = 1234
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     seed: int = 0
@@ -134,6 +148,7 @@ class RunConfig:
     objective: ObjectiveSection = field(default_factory=ObjectiveSection)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     source: str = ""  # the file it was read from (set by load_config)
 
     def to_dict(self) -> dict:
@@ -147,6 +162,7 @@ _SECTIONS = {
     "objective": ObjectiveSection,
     "optim": OptimConfig,
     "train": TrainConfig,
+    "eval": EvalConfig,
 }
 
 

@@ -8,7 +8,8 @@ the whole file; the last chunk then gets exactly the whole file's valid-length p
 whole file's input scale (std) is passed to every chunk. For a model whose receptive field is
 shorter than `margin`, chunked output therefore equals whole-file output up to float rounding
 (tested to 1e-4). MANNER's global attention and channel pooling see the whole input, so for MA
-models chunking is an approximation; its size is measured by `benchmarks/manner_speed.py`.
+models chunking is an approximation; its size is measured by `benchmarks/manner_speed.py`. The
+same holds for a U-Net with `align_corners=True` upsampling (the `waveunet_public` preset).
 """
 
 from __future__ import annotations
@@ -28,10 +29,9 @@ DEFAULT_FADE = 4096
 
 
 def _call(model, x: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    try:
+    if getattr(model, "normalizes_input", False):  # MANNER scales by the input's std
         return model(x, std=std)
-    except TypeError:  # models without a std override normalise nothing themselves
-        return model(x)
+    return model(x)
 
 
 def chunk_plan(length: int, chunk: int, margin: int = DEFAULT_MARGIN, fade: int = DEFAULT_FADE):

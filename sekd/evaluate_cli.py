@@ -35,7 +35,9 @@ def write_results(rows: list[dict], summary: dict, json_path=None, csv_path=None
     if csv_path:
         Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
         with open(csv_path, "w", newline="") as fh:
-            w = csv.DictWriter(fh, fieldnames=["name", *METRICS, "error"])
+            extra = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in METRICS]
+            extra = [k for k in extra if k not in ("name", "error")]
+            w = csv.DictWriter(fh, fieldnames=["name", *METRICS, *extra, "error"])
             w.writeheader()
             w.writerows(rows)
 

@@ -238,8 +238,13 @@ def composite(
 MAX_TRIM = 160  # samples (10 ms): larger length mismatches are an error for that file
 
 
-def score(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> dict:
-    """Every metric for one pair; raises MetricError (with the reason) when one cannot score."""
+def score(
+    clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000, composite_measures=True
+) -> dict:
+    """Every metric for one pair; raises MetricError (with the reason) when one cannot score.
+
+    `composite_measures=False` scores PESQ and STOI only (the others are NaN).
+    """
     if abs(len(clean) - len(enhanced)) > MAX_TRIM:
         raise MetricError(
             f"length mismatch: clean {len(clean)} vs enhanced {len(enhanced)} samples "
@@ -248,7 +253,10 @@ def score(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> dict:
     n = min(len(clean), len(enhanced))
     clean, enhanced = np.asarray(clean[:n], np.float64), np.asarray(enhanced[:n], np.float64)
     p = pesq_wb(clean, enhanced, sr)
-    out = composite(clean, enhanced, sr, pesq_score=p)
+    if composite_measures:
+        out = composite(clean, enhanced, sr, pesq_score=p)
+    else:
+        out = {k: float("nan") for k in METRICS} | {"pesq": p}
     out["stoi"] = stoi(clean, enhanced, sr)
     return {k: out[k] for k in METRICS}
 
@@ -266,14 +274,14 @@ def _limit_threads() -> None:
 
 
 def _score_item(item) -> dict:
-    name, clean, enhanced, sr = item
+    name, clean, enhanced, sr, full = item
     from .data.audio import AudioError, read_audio
 
     row = {"name": name, **{k: float("nan") for k in METRICS}, "error": ""}
     try:
         c = read_audio(clean, sr) if isinstance(clean, (str, Path)) else clean
         e = read_audio(enhanced, sr) if isinstance(enhanced, (str, Path)) else enhanced
-        row.update(score(c, e, sr))
+        row.update(score(c, e, sr, composite_measures=full))
     except (AudioError, MetricError) as err:
         row["error"] = str(err)
     return row
@@ -283,16 +291,19 @@ def summarize(rows: list[dict]) -> dict:
     """Means over the files that scored, with the count of files and of failures."""
     ok = [r for r in rows if not r["error"]]
     mean = {k: (float(np.mean([r[k] for r in ok])) if ok else float("nan")) for k in METRICS}
+    # PESQ/STOI-only scoring leaves the composite columns NaN: their means are NaN too
     return {"mean": mean, "count": len(rows), "failed": len(rows) - len(ok)}
 
 
-def evaluate_pairs(pairs, workers: int = 1, sr: int = 16_000, progress: bool = True):
+def evaluate_pairs(
+    pairs, workers: int = 1, sr: int = 16_000, progress: bool = True, composite_measures=True
+):
     """Score (name, clean, enhanced) triples; clean/enhanced are paths or arrays.
 
     Runs in a process pool of `workers` (one thread each). Returns (rows, summary): one row per
     pair with every metric and an `error` column (empty when it scored), and `summarize(rows)`.
     """
-    items = [(name, c, e, sr) for name, c, e in pairs]
+    items = [(name, c, e, sr, composite_measures) for name, c, e in pairs]
     bar = tqdm(total=len(items), desc="scoring", unit="file", disable=not progress)
     if workers <= 1:
         rows = []
@@ -309,7 +320,14 @@ def evaluate_pairs(pairs, workers: int = 1, sr: int = 16_000, progress: bool = T
     return rows, summarize(rows)
 
 
-def evaluate_model(model, pairs, workers: int = 1, device: str = "cpu", progress: bool = True):
+def evaluate_model(
+    model,
+    pairs,
+    workers: int = 1,
+    device: str = "cpu",
+    progress: bool = True,
+    composite_measures=True,
+):
     """Enhance whole utterances at batch 1 (as the papers do), then score them.
 
     `pairs`: (name, noisy, clean) with paths or arrays. Returns (rows, summary).
@@ -338,6 +356,8 @@ def evaluate_model(model, pairs, workers: int = 1, device: str = "cpu", progress
         with torch.no_grad():
             y = model(torch.from_numpy(x)[None, None].to(device))[0, 0].cpu().numpy()
         triples.append((name, c, y))
-    rows, _ = evaluate_pairs(triples, workers, progress=progress)
+    rows, _ = evaluate_pairs(
+        triples, workers, progress=progress, composite_measures=composite_measures
+    )
     rows += failed
     return rows, summarize(rows)

@@ -261,7 +261,7 @@ class PremixSpec:
     speech_split: str = "test"
     utterances: int = 12
     noise_types: tuple[str, ...] = ("babble", "factory1", "speech_shaped_noise", "white")
-    noise_dataset: str = "noisex-92"
+    noise_datasets: tuple[str, ...] = ("noisex-92",)
     noise_split: str = "test"
     snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0)
     seed: int = 1234
@@ -290,12 +290,15 @@ def build_premixed(out_root, spec: PremixSpec = PremixSpec(), corpus: Corpus | N
     speech = [speech[i] for i in pick]
     noises = corpus.select(
         kind="noise",
-        dataset=spec.noise_dataset,
+        dataset=spec.noise_datasets,
         split=spec.noise_split,
         noise_type=spec.noise_types,
     )
-    if not noises:
-        raise ValueError(f"no noise files for {spec.noise_types} in split {spec.noise_split}")
+    missing = sorted(set(spec.noise_types) - {n.noise_type for n in noises})
+    if missing:
+        raise ValueError(
+            f"no {spec.noise_split} recordings of noise types {missing} in {spec.noise_datasets}"
+        )
     tmp = out.with_name(out.name + ".partial")
     rows = []
     max_len = int(spec.max_seconds * SAMPLE_RATE)

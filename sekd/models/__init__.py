@@ -12,6 +12,7 @@ from .registry import (
     register,
     save_model,
 )
+from .waveunet import WaveUNet, WaveUNetConfig
 
 __all__ = [
     "VIEWS",
@@ -29,4 +30,6 @@ __all__ = [
     "register",
     "save_model",
     "valid_length",
+    "WaveUNet",
+    "WaveUNetConfig",
 ]

@@ -269,6 +269,8 @@ class Taps:
 class Manner(nn.Module):
     """MANNER: (B, 1, T) or (B, T) noisy waveform -> (B, 1, T) enhanced waveform."""
 
+    normalizes_input = True  # forward takes `std`, so chunked inference can pass the file's
+
     def __init__(self, cfg: MannerConfig = MannerConfig()):
         super().__init__()
         self.cfg = cfg

@@ -9,9 +9,13 @@ import torch
 from torch import nn
 
 from .manner import Manner, MannerConfig
+from .waveunet import WaveUNet, WaveUNetConfig
 
 _PRESETS: dict[str, tuple[str, Callable[[], object]]] = {}
-_FAMILIES: dict[str, tuple[type, type]] = {"manner": (Manner, MannerConfig)}
+_FAMILIES: dict[str, tuple[type, type]] = {
+    "manner": (Manner, MannerConfig),
+    "waveunet": (WaveUNet, WaveUNetConfig),
+}
 
 
 def register_family(name: str, model_cls: type, config_cls: type) -> None:
@@ -118,3 +122,14 @@ register("cpu_student_l", "manner", _manner(3, 12, "deepest"))
 # Tests and the smoke profile: seconds, not minutes.
 register("tiny_teacher", "manner", _manner(4, 8, "all"))
 register("tiny_student", "manner", _manner(3, 4, "deepest"))
+
+# The SNR teachers-student U-Net: the paper's (48 + 24 i channels, 7 decimations), the public
+# code's (24 + 24 i, 12 decimations), and width-scaled CPU presets of the paper's.
+register("waveunet_snr", "waveunet", lambda: WaveUNetConfig())
+register(
+    "waveunet_public",
+    "waveunet",
+    lambda: WaveUNetConfig(base=24, step=24, decimate=12, align_corners=True),
+)
+register("waveunet_cpu", "waveunet", lambda: WaveUNetConfig(width=0.25))
+register("waveunet_tiny", "waveunet", lambda: WaveUNetConfig(layers=8, decimate=5, width=0.125))

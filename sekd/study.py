@@ -1,0 +1,344 @@
+"""The study's shared machinery: profiles, runs that are trained once and reused, evaluation
+results written under `results/<profile>/`, tables and figures. Notebooks call these; every
+number they show comes from a file this module wrote.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import RunConfig, load_config
+from .data import Corpus, PremixedTestSet, PremixSpec, build_premixed
+from .data.corpus import REPO_ROOT
+from .evaluate_cli import write_results
+from .metrics import METRICS, evaluate_model, summarize
+from .routing import snr_band
+from .train import load_trained, read_metrics, train
+
+PROFILES = ("smoke", "quick", "cpu", "paper")
+
+# The papers' own numbers, labelled as such wherever they are shown.
+_PAPER_COLUMNS = ("params_m", "gflops", "pesq", "stoi", "csig", "cbak", "covl")
+PAPER_MVAT_TABLE1 = {  # MV-AT paper, Table 1 (Valentini test set), the paper's numbers
+    name: dict(zip(_PAPER_COLUMNS, values))
+    for name, values in (
+        ("MANNER-B-Teacher", (24.07, 61.92, 3.21, 0.95, 4.53, 3.65, 3.91)),
+        ("MANNER-S-1.5GF (Baseline)", (0.26, 1.46, 2.88, 0.94, 4.32, 3.47, 3.62)),
+        ("MANNER-S-1.5GF + MV-AT", (0.26, 1.46, 2.94, 0.94, 4.34, 3.49, 3.67)),
+        ("MANNER-S-1.5GF + MV-AT + KD", (0.26, 1.46, 2.95, 0.94, 4.33, 3.50, 3.66)),
+    )
+}
+PAPER_GFLOPS = {"manner_b": 61.92, "manner_s_38gf": 38.34, "student_1p5gf": 1.46,
+                "student_5p3gf": 5.32, "student_8p1gf": 8.14}  # fmt: skip
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
+    return profile
+
+
+@dataclass(frozen=True)
+class Paths:
+    profile: str
+    configs: Path
+    runs: Path
+    results: Path
+    figures: Path
+    cache: Path
+
+
+def paths(profile: str, root: Path = REPO_ROOT) -> Paths:
+    check_profile(profile)
+    p = Paths(
+        profile,
+        root / "configs" / profile,
+        root / "runs" / profile,
+        root / "results" / profile,
+        root / "results" / profile / "figures",
+        root / "cache",
+    )
+    for d in (p.results, p.figures, p.cache):
+        d.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def run_config(profile: str, name: str, seed: int | None = None) -> RunConfig:
+    """The config `configs/<profile>/<name>.toml`, with teacher paths under the repository."""
+    p = paths(profile)
+    f = p.configs / f"{name}.toml"
+    if not f.is_file():
+        known = sorted(x.stem for x in p.configs.glob("*.toml"))
+        raise FileNotFoundError(f"no config {f}; configs of profile {profile}: {known}")
+    over = {} if seed is None else {"seed": seed}
+    cfg = load_config(f, **over)
+    if cfg.teacher.checkpoints:
+        ck = tuple(
+            str(REPO_ROOT / c) if not Path(c).is_absolute() else c for c in cfg.teacher.checkpoints
+        )
+        cfg = load_config(f, teacher={"checkpoints": list(ck)}, **over)
+    return cfg
+
+
+def run_dir(profile: str, name: str, seed: int | None = None) -> Path:
+    return paths(profile).runs / (name if seed is None else f"{name}_seed{seed}")
+
+
+def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
+    """Train `name` unless a finished run (summary.json + best.pt) exists; returns its folder.
+
+    An interrupted run (last.pt without summary.json) is resumed.
+    """
+    out = run_dir(profile, name, seed)
+    if not retrain and (out / "summary.json").is_file() and (out / "best.pt").is_file():
+        return out
+    train(run_config(profile, name, seed), out, resume=not retrain)
+    return out
+
+
+def load_run_model(profile: str, name: str, seed: int | None = None, which: str = "best"):
+    return load_trained(run_dir(profile, name, seed) / f"{which}.pt")
+
+
+def curves(profile: str, name: str, seed: int | None = None):
+    """(train rows, valid rows) of a run's metrics.jsonl."""
+    rows = read_metrics(run_dir(profile, name, seed))
+    return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "valid"]
+
+
+# ---------------------------------------------------------------------------------- test sets
+def voicebank_pairs(corpus: Corpus | None = None) -> list[tuple[str, Path, Path]]:
+    """(name, noisy, clean) of the bundled VoiceBank-DEMAND test pairs."""
+    nd, cd = (corpus or Corpus()).pair_dirs("voicebank_demand", "test")
+    return [(p.stem, nd / p.name, p) for p in sorted(cd.iterdir())]
+
+
+def premix_spec(cfg: RunConfig) -> PremixSpec:
+    e = cfg.eval
+    return PremixSpec(
+        speech_datasets=e.speech_datasets,
+        utterances=e.utterances,
+        noise_types=tuple(e.seen_noises) + tuple(e.unseen_noises),
+        noise_datasets=e.noise_datasets,
+        snrs=e.snrs,
+        seed=e.seed,
+        max_seconds=e.max_seconds,
+    )
+
+
+def premix_set(cfg: RunConfig) -> PremixedTestSet:
+    """The fixed pre-mixed test set of a config's [eval] section (built once, under cache/)."""
+    return PremixedTestSet(build_premixed(REPO_ROOT / "cache", premix_spec(cfg)))
+
+
+def premix_pairs(ts: PremixedTestSet) -> list[tuple[str, Path, Path]]:
+    return [(r["name"], n, c) for r, (n, c) in zip(ts.rows, ts.pairs())]
+
+
+class Identity:
+    """The 'model' that returns its input: scores the noisy mixtures themselves."""
+
+    def __call__(self, x):
+        return x
+
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+
+def evaluate(
+    profile: str,
+    label: str,
+    model,
+    pairs,
+    set_name: str,
+    composite_measures=True,
+    workers: int = 2,
+    reuse: bool = True,
+    extra: dict | None = None,
+) -> dict:
+    """Score `model` on `pairs`, write results/<profile>/<set>/<label>.json and .csv; reuse them.
+
+    `extra` maps a file name to columns added to its row (SNR, noise type).
+    """
+    out = paths(profile).results / set_name
+    jf = out / f"{label}.json"
+    if reuse and jf.is_file():
+        return json.loads(jf.read_text())
+    rows, summary = evaluate_model(
+        model, pairs, workers=workers, progress=False, composite_measures=composite_measures
+    )
+    if extra:
+        for r in rows:
+            r.update(extra.get(r["name"], {}))
+    write_results(rows, summary, jf, out / f"{label}.csv")
+    return json.loads(jf.read_text())
+
+
+def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(mean, low, high) with a t-interval; NaN bounds for fewer than 2 values."""
+    from scipy import stats
+
+    v = np.asarray([x for x in values if np.isfinite(x)], dtype=float)
+    if len(v) < 2:
+        m = float(v.mean()) if len(v) else float("nan")
+        return m, float("nan"), float("nan")
+    m, se = v.mean(), v.std(ddof=1) / np.sqrt(len(v))
+    h = se * stats.t.ppf(0.5 + level / 2, len(v) - 1)
+    return float(m), float(m - h), float(m + h)
+
+
+def paired_difference(a: dict, b: dict, metric: str) -> tuple[float, float, float, int]:
+    """Mean of b - a over the files both scored (paired by name), with a 95 % t-interval."""
+    ra = {r["name"]: r[metric] for r in a["files"] if not r["error"]}
+    rb = {r["name"]: r[metric] for r in b["files"] if not r["error"]}
+    common = sorted(set(ra) & set(rb))
+    m, lo, hi = mean_ci([rb[k] - ra[k] for k in common])
+    return m, lo, hi, len(common)
+
+
+# --------------------------------------------------------------------------------- SNR study
+SNR_RUNS = ("snr_teacher1", "snr_teacher2", "snr_teacher3", "snr_teacher4", "snr_s1", "snr_s2")
+
+
+def snr_study(profile: str, retrain: bool = False) -> dict:
+    """Train (or reuse) the four teachers, S1 and S2; score them on the SNR test grid.
+
+    Teachers are scored only on the test files whose SNR routes to their band. Returns
+    {label: result JSON} with labels noisy, snr_teacher1..4, snr_s1, snr_s2.
+    """
+    for name in SNR_RUNS:
+        ensure_run(profile, name, retrain=retrain)
+    cfg = run_config(profile, "snr_s2")
+    ts = premix_set(cfg)
+    pairs = premix_pairs(ts)
+    unseen = set(cfg.eval.unseen_noises)
+    extra = {
+        r["name"]: {
+            "snr": float(r["snr"]),
+            "noise_type": r["noise_type"],
+            "seen": r["noise_type"] not in unseen,
+        }
+        for r in ts.rows
+    }
+    out = {
+        "noisy": evaluate(
+            profile, "noisy", Identity(), pairs, "snr_test", False, reuse=not retrain, extra=extra
+        )
+    }
+    bands = cfg.teacher.bands
+    for name in SNR_RUNS:
+        model = load_run_model(profile, name)
+        mine = pairs
+        if name.startswith("snr_teacher"):
+            b = int(name[-1]) - 1
+            mine = [p for p in pairs if snr_band(extra[p[0]]["snr"], bands) == b]
+        out[name] = evaluate(
+            profile, name, model, mine, "snr_test", False, reuse=not retrain, extra=extra
+        )
+    return out
+
+
+def _by(rows, key):
+    groups: dict = {}
+    for r in rows:
+        if not r["error"]:
+            groups.setdefault(r[key], []).append(r)
+    return groups
+
+
+def snr_tables(results: dict) -> dict:
+    """Tables 1-3 of the SNR paper from `snr_study` results, as lists of dict rows."""
+    noisy, s2 = results["noisy"]["files"], results["snr_s2"]["files"]
+    t1 = []
+    for noise, rows in sorted(_by(noisy, "noise_type").items()):
+        enh = _by([r for r in s2 if r["noise_type"] == noise], "snr")
+        for target, src in (("Noisy", _by(rows, "snr")), ("Enhanced (S2)", enh)):
+            row = {"noise": noise, "seen": rows[0]["seen"], "target": target}
+            for snr, rs in sorted(src.items()):
+                row[f"pesq@{snr:+g}"] = float(np.mean([r["pesq"] for r in rs]))
+                row[f"stoi@{snr:+g}"] = float(np.mean([r["stoi"] for r in rs]))
+            t1.append(row)
+    t2 = []
+    labels = {"noisy": "Noisy", "snr_s1": "S1 (no teacher)", "snr_s2": "S2 (SNR teachers)"}
+    for metric in ("pesq", "stoi"):
+        for key in (
+            "noisy",
+            "snr_teacher1",
+            "snr_teacher2",
+            "snr_teacher3",
+            "snr_teacher4",
+            "snr_s1",
+            "snr_s2",
+        ):
+            row = {
+                "metric": metric.upper(),
+                "model": labels.get(key, key.replace("snr_teacher", "T")),
+            }
+            for snr, rs in sorted(_by(results[key]["files"], "snr").items()):
+                row[f"{snr:+g} dB"] = float(np.mean([r[metric] for r in rs]))
+            t2.append(row)
+    t3 = [
+        {
+            "model": labels[k],
+            "pesq": results[k]["mean"]["pesq"],
+            "stoi": results[k]["mean"]["stoi"],
+            "files": results[k]["count"],
+            "failed": results[k]["failed"],
+        }
+        for k in ("noisy", "snr_s1", "snr_s2")
+    ]
+    return {"table1": t1, "table2": t2, "table3": t3}
+
+
+def write_table(profile: str, name: str, rows: list[dict]) -> Path:
+    """results/<profile>/<name>.json and .csv of a table's rows."""
+    import csv
+
+    p = paths(profile).results
+    (p / f"{name}.json").write_text(json.dumps(rows, indent=1))
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with open(p / f"{name}.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    return p / f"{name}.json"
+
+
+def save_figure(fig, profile: str, name: str) -> Path:
+    f = paths(profile).figures / f"{name}.png"
+    fig.savefig(f, dpi=110, bbox_inches="tight")
+    return f
+
+
+__all__ = [
+    "METRICS",
+    "PAPER_GFLOPS",
+    "PAPER_MVAT_TABLE1",
+    "PROFILES",
+    "SNR_RUNS",
+    "check_profile",
+    "curves",
+    "ensure_run",
+    "evaluate",
+    "load_run_model",
+    "mean_ci",
+    "paired_difference",
+    "paths",
+    "premix_pairs",
+    "premix_set",
+    "run_config",
+    "run_dir",
+    "save_figure",
+    "snr_study",
+    "snr_tables",
+    "summarize",
+    "voicebank_pairs",
+    "write_table",
+]
