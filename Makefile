@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(v != '2.13.0' and f'torch {torch.__version__} installed, expected 2.13.0')"
 	touch $(STAMP)
 
+# unit tests, then every notebook in the smoke profile under nbval (lax: errors fail, outputs
+# are not compared), two processes, one notebook per process at a time
 test: setup
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 --dist loadfile -q tests
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n 2 --dist loadfile -q --nbval-lax -p no:cacheprovider notebooks
 
 study: setup
 	$(BIN)/sekd reproduce --profile $(PROFILE)

@@ -95,7 +95,13 @@ def _train_parser(sub) -> None:
     add_parser(sub)
 
 
-_EXTRA: list = [_evaluate_parser, _train_parser]
+def _reproduce_parser(sub) -> None:
+    from .reproduce import add_parser
+
+    add_parser(sub)
+
+
+_EXTRA: list = [_evaluate_parser, _train_parser, _reproduce_parser]
 
 
 def main(argv=None) -> int:

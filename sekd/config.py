@@ -136,6 +136,7 @@ class EvalConfig:
     unseen_noises: tuple[str, ...] = ()
     snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0)
     seed: int = 1234
+    voicebank_files: int = 0  # how many bundled VoiceBank-DEMAND test pairs to score; 0: all 31
 
 
 @dataclass(frozen=True)

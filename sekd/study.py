@@ -5,7 +5,9 @@ number they show comes from a file this module wrote.
 
 from __future__ import annotations
 
+import fcntl
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,18 @@ PAPER_MVAT_TABLE1 = {  # MV-AT paper, Table 1 (Valentini test set), the paper's 
 }
 PAPER_GFLOPS = {"manner_b": 61.92, "manner_s_38gf": 38.34, "student_1p5gf": 1.46,
                 "student_5p3gf": 5.32, "student_8p1gf": 8.14}  # fmt: skip
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive file lock: notebooks executed in parallel share runs and results safely."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def check_profile(profile: str) -> str:
@@ -94,9 +108,10 @@ def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool =
     An interrupted run (last.pt without summary.json) is resumed.
     """
     out = run_dir(profile, name, seed)
-    if not retrain and (out / "summary.json").is_file() and (out / "best.pt").is_file():
-        return out
-    train(run_config(profile, name, seed), out, resume=not retrain)
+    with locked(out):
+        if not retrain and (out / "summary.json").is_file() and (out / "best.pt").is_file():
+            return out
+        train(run_config(profile, name, seed), out, resume=not retrain, progress=False)
     return out
 
 
@@ -111,10 +126,11 @@ def curves(profile: str, name: str, seed: int | None = None):
 
 
 # ---------------------------------------------------------------------------------- test sets
-def voicebank_pairs(corpus: Corpus | None = None) -> list[tuple[str, Path, Path]]:
-    """(name, noisy, clean) of the bundled VoiceBank-DEMAND test pairs."""
+def voicebank_pairs(corpus: Corpus | None = None, limit: int = 0) -> list[tuple[str, Path, Path]]:
+    """(name, noisy, clean) of the bundled VoiceBank-DEMAND test pairs (the first `limit`)."""
     nd, cd = (corpus or Corpus()).pair_dirs("voicebank_demand", "test")
-    return [(p.stem, nd / p.name, p) for p in sorted(cd.iterdir())]
+    pairs = [(p.stem, nd / p.name, p) for p in sorted(cd.iterdir())]
+    return pairs[:limit] if limit else pairs
 
 
 def premix_spec(cfg: RunConfig) -> PremixSpec:
@@ -132,7 +148,8 @@ def premix_spec(cfg: RunConfig) -> PremixSpec:
 
 def premix_set(cfg: RunConfig) -> PremixedTestSet:
     """The fixed pre-mixed test set of a config's [eval] section (built once, under cache/)."""
-    return PremixedTestSet(build_premixed(REPO_ROOT / "cache", premix_spec(cfg)))
+    with locked(REPO_ROOT / "cache" / "premix"):
+        return PremixedTestSet(build_premixed(REPO_ROOT / "cache", premix_spec(cfg)))
 
 
 def premix_pairs(ts: PremixedTestSet) -> list[tuple[str, Path, Path]]:
@@ -169,16 +186,17 @@ def evaluate(
     """
     out = paths(profile).results / set_name
     jf = out / f"{label}.json"
-    if reuse and jf.is_file():
+    with locked(jf):
+        if reuse and jf.is_file():
+            return json.loads(jf.read_text())
+        rows, summary = evaluate_model(
+            model, pairs, workers=workers, progress=False, composite_measures=composite_measures
+        )
+        if extra:
+            for r in rows:
+                r.update(extra.get(r["name"], {}))
+        write_results(rows, summary, jf, out / f"{label}.csv")
         return json.loads(jf.read_text())
-    rows, summary = evaluate_model(
-        model, pairs, workers=workers, progress=False, composite_measures=composite_measures
-    )
-    if extra:
-        for r in rows:
-            r.update(extra.get(r["name"], {}))
-    write_results(rows, summary, jf, out / f"{label}.csv")
-    return json.loads(jf.read_text())
 
 
 def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
@@ -342,3 +360,112 @@ __all__ = [
     "voicebank_pairs",
     "write_table",
 ]
+
+
+# ------------------------------------------------------------------------------- MV-AT study
+MVAT_ROWS = (
+    "baseline",
+    "single_view_at_dual",
+    "kd_only",
+    "mvat_same_depth",
+    "mvat_dual_q1",
+    "mvat_dual_q2",
+    "mvat_dual_kd",
+)
+MAIN_ROWS = {"baseline": "Baseline", "mvat_dual_q1": "+ MV-AT", "mvat_dual_kd": "+ MV-AT + KD"}
+
+
+def mvat_study(profile: str, rows=MVAT_ROWS, seeds=(None,), retrain: bool = False) -> dict:
+    """Teacher and students of the given Table 3 rows and seeds, scored on the VoiceBank-DEMAND
+    test pairs (all metrics) and the pre-mixed test set (all metrics).
+
+    Returns {"voicebank": {label: result}, "premix": {label: result}}; labels are "noisy",
+    "teacher" and "student_<row>" (with "_seed<k>" when a seed is given).
+    """
+    ensure_run(profile, "teacher", retrain=retrain)
+    labels = [("teacher", "teacher", None)]
+    for row in rows:
+        for seed in seeds:
+            name = f"student_{row}"
+            ensure_run(profile, name, seed, retrain=retrain)
+            labels.append((name if seed is None else f"{name}_seed{seed}", name, seed))
+    cfg = run_config(profile, "student_baseline")
+    sets = {
+        "voicebank": voicebank_pairs(limit=cfg.eval.voicebank_files),
+        "premix": premix_pairs(premix_set(cfg)),
+    }
+    out: dict = {}
+    for set_name, pairs in sets.items():
+        res = {"noisy": evaluate(profile, "noisy", Identity(), pairs, set_name, reuse=not retrain)}
+        for label, name, seed in labels:
+            model = load_run_model(profile, name, seed)
+            res[label] = evaluate(profile, label, model, pairs, set_name, reuse=not retrain)
+        out[set_name] = res
+    return out
+
+
+def model_efficiency(preset: str, samples: int = 128_000) -> dict:
+    from .complexity import complexity
+
+    c = complexity(preset, samples)
+    return {"params": c.params, "gmacs_paper": c.macs_paper / 1e9, "gflops_true": c.flops / 1e9}
+
+
+def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[dict]:
+    """One row per model: efficiency (params, paper-convention GMACs at 8 s) and mean quality.
+
+    Labels with several seeds are grouped: mean over seeds and the spread (std) of PESQ.
+    """
+    res = results[set_name]
+    groups: dict = {}
+    for label in res:
+        base = label.split("_seed")[0]
+        groups.setdefault(base, []).append(label)
+    table = []
+    for base, labels in groups.items():
+        if (
+            rows is not None
+            and base not in ("noisy", "teacher")
+            and base[len("student_") :] not in rows
+        ):
+            continue
+        means = {k: float(np.mean([res[lb]["mean"][k] for lb in labels])) for k in METRICS}
+        entry = {"model": base, "seeds": len(labels)}
+        if base != "noisy":
+            preset = run_config(profile, "teacher" if base == "teacher" else base).model.preset
+            entry.update(model_efficiency(preset))
+        entry.update({k: means[k] for k in ("pesq", "stoi", "csig", "cbak", "covl")})
+        if len(labels) > 1:
+            entry["pesq_std_over_seeds"] = float(
+                np.std([res[lb]["mean"]["pesq"] for lb in labels], ddof=1)
+            )
+        entry["files"] = res[labels[0]]["count"]
+        entry["failed"] = max(res[lb]["failed"] for lb in labels)
+        table.append(entry)
+    return table
+
+
+def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)) -> list[dict]:
+    """Per metric: mean over seeds of (method - baseline), paired by file, with 95 % intervals."""
+    res = results[set_name]
+    out = []
+    for metric in ("pesq", "stoi", "csig", "cbak", "covl"):
+        diffs = []
+        for seed in seeds:
+            suffix = "" if seed is None else f"_seed{seed}"
+            a, b = res[f"student_baseline{suffix}"], res[f"student_{method}{suffix}"]
+            ra = {r["name"]: r[metric] for r in a["files"] if not r["error"]}
+            rb = {r["name"]: r[metric] for r in b["files"] if not r["error"]}
+            diffs += [rb[k] - ra[k] for k in sorted(set(ra) & set(rb))]
+        m, lo, hi = mean_ci(diffs)
+        out.append(
+            {
+                "method": method,
+                "metric": metric,
+                "diff": m,
+                "ci_low": lo,
+                "ci_high": hi,
+                "pairs": len(diffs),
+            }
+        )
+    return out

@@ -137,16 +137,20 @@ class Step:
         elif t.routing == "snr":
             teachers = [load_model(_resolve(c)).to(device) for c in t.checkpoints]
             self.routed = RoutedTeachers(teachers, t.bands, t.between)
+        self.band_objectives = None
         if o.kind == "manner":
-            if self.routed is not None:
-                raise ValueError("objective.kind = manner with SNR routing is not supported")
             ocfg = ObjectiveConfig(
                 at=o.at, pairing=o.pairing, q=o.q, kd=o.kd, beta_at=o.beta_at, beta_kd=o.beta_kd
             )
-            if ocfg.needs_teacher and self.teacher is None:
+            if self.routed is not None:
+                # beyond the paper: MV-AT / KD from the teacher of each example's SNR band
+                self.band_objectives = [
+                    DistillationObjective(ocfg, student, t) for t in self.routed.teachers
+                ]
+            elif ocfg.needs_teacher and self.teacher is None:
                 raise ValueError("objective needs a teacher: set teacher.routing and checkpoints")
-            self.distill = DistillationObjective(ocfg, student, self.teacher)
-            self.distill.student_depth = _unwrap(student).cfg.depth
+            else:
+                self.distill = DistillationObjective(ocfg, student, self.teacher)
         elif o.kind == "snr_teacher" and self.teacher is None and self.routed is None:
             raise ValueError("objective.kind = snr_teacher needs teacher.routing = single or snr")
 
@@ -154,6 +158,8 @@ class Step:
         noisy = batch["mixture"].to(self.device)
         clean = batch["clean"].to(self.device)
         o = self.cfg.objective
+        if o.kind == "manner" and self.band_objectives is not None:
+            return self.routed_distill(noisy, clean, batch["snr"])
         if o.kind == "manner":
             total, terms, _ = self.distill(noisy, clean)
             return total, terms
@@ -172,6 +178,20 @@ class Step:
             "mse_clean": parts["clean"].detach(),
             "total": total.detach(),
         }
+
+    def routed_distill(self, noisy, clean, snr):
+        """Split the batch by SNR band; each part runs the objective with its band's teacher,
+        weighted by its share of the batch (the student's BatchNorm sees each part alone)."""
+        band = self.routed.route(snr)
+        total, terms = 0.0, {}
+        for b in band.unique().tolist():
+            idx = (band == b).nonzero().flatten().to(noisy.device)
+            share = len(idx) / len(band)
+            t, part, _ = self.band_objectives[b](noisy[idx], clean[idx])
+            total = total + share * t
+            for k, v in part.items():
+                terms[k] = terms.get(k, 0.0) + share * v
+        return total, terms
 
     def valid_loss(self, model, noisy: torch.Tensor, clean: torch.Tensor) -> float:
         out = model(noisy)

@@ -85,7 +85,7 @@ def test_distillation_leaves_teacher_unchanged(tmp_path):
     save_model(teacher, tmp_path / "t.pt")
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     cfg = load_config(
-        SMOKE / "student_mvat_kd.toml", teacher={"checkpoints": [str(tmp_path / "t.pt")]}
+        SMOKE / "student_mvat_dual_kd.toml", teacher={"checkpoints": [str(tmp_path / "t.pt")]}
     )
     student = build("tiny_student")
     step = Step(cfg, student, torch.device("cpu"))
@@ -195,3 +195,33 @@ def test_two_gloo_processes_match_single_process_accumulation(tmp_path):
     torch.manual_seed(0)
     init = build("tiny_student").state_dict()
     assert any(not torch.allclose(init[k], a[k]) for k in a)
+
+
+def test_routed_mvat_uses_each_bands_manner_teacher(tmp_path):
+    """Beyond the paper: MV-AT + KD from the teacher of each example's SNR band."""
+    paths = []
+    for k in range(2):
+        torch.manual_seed(10 + k)
+        paths.append(str(save_model(build("tiny_teacher"), tmp_path / f"t{k}.pt")))
+    cfg = config_from_dict(
+        {
+            "model": {"preset": "tiny_student"},
+            "teacher": {"routing": "snr", "checkpoints": paths, "bands": [[0.0], [10.0]]},
+            "objective": {"kind": "manner", "at": "mvat", "kd": True},
+        }
+    )
+    torch.manual_seed(0)
+    student = build("tiny_student")
+    step = Step(cfg, student, torch.device("cpu"))
+    noisy, clean = torch.randn(4, 1, 4000), 0.3 * torch.randn(4, 1, 4000)
+    snr = torch.tensor([0.0, 10.0, 10.0, 0.0])
+    total, terms = step({"mixture": noisy, "clean": clean, "snr": snr})
+    # by hand: each band's examples with that band's teacher, weighted by their share
+    want = 0.0
+    for band, idx in ((0, [0, 3]), (1, [1, 2])):
+        t, _, _ = step.band_objectives[band](noisy[idx], clean[idx])
+        want += 0.5 * float(t)
+    assert float(total) == pytest.approx(want, rel=1e-5)
+    assert step.band_objectives[0].teacher is not step.band_objectives[1].teacher
+    total.backward()
+    assert all(p.grad is None for t in step.routed.teachers for p in t.parameters())

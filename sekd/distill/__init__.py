@@ -3,6 +3,7 @@
 from .attention import (
     PAIRINGS,
     at_loss,
+    attention_maps,
     block_pairs,
     mvat_block_loss,
     mvat_loss,
@@ -19,6 +20,7 @@ __all__ = [
     "DistillationObjective",
     "ObjectiveConfig",
     "at_loss",
+    "attention_maps",
     "block_pairs",
     "mvat_block_loss",
     "mvat_loss",

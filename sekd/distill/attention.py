@@ -149,3 +149,20 @@ def single_view_loss(teacher_layers: dict, student_layers: dict, pairs, q: float
             q,
         )
     return total
+
+
+def attention_maps(teacher, student, noisy: torch.Tensor, pairs=None, mode: str = "dual_depth"):
+    """Normalised temporal attention maps of a teacher and a student on one input, per pair
+    and view: {(side, s_depth, t_depth, view): (teacher_map, student_map)} as numpy arrays,
+    the teacher's interpolated to the student's length as in the AT loss."""
+    with torch.no_grad():
+        _, tt = teacher.eval()(noisy, return_views=True)
+        _, st = student.eval()(noisy, return_views=True)
+    pairs = pairs or mvat_pairs(st.views, tt.views, student.cfg.depth, mode)
+    out = {}
+    for side, sd, td in pairs:
+        for view in VIEWS:
+            s = temporal_attention_map(st.views[(side, sd, view)])
+            t = _normalize(_resize(temporal_attention_map(tt.views[(side, td, view)]), s.shape[-1]))
+            out[(side, sd, td, view)] = (t[0].numpy(), s[0].numpy())
+    return out

@@ -75,7 +75,7 @@ class DistillationObjective:
     def pairs(self, student_taps, teacher_taps):
         """The (side, student_depth, teacher_depth) pairs in use (computed once)."""
         if self._pairs is None:
-            depth = self.student.cfg.depth
+            depth = getattr(self.student, "module", self.student).cfg.depth  # DDP wraps it
             if self.cfg.at == "mvat":
                 self._pairs = mvat_pairs(
                     student_taps.views, teacher_taps.views, depth, self.cfg.pairing

@@ -117,6 +117,7 @@ register("student_8p1gf", "manner", _manner(3, 30, "deepest"))
 # CPU-scale study: a MANNER-B-shaped teacher (depth 4, MA everywhere) narrow enough to train on
 # 2 cores, and depth-3 students shaped like the paper's (MA at the deepest layer only).
 register("cpu_teacher", "manner", _manner(4, 20, "all"))
+register("quick_teacher", "manner", _manner(4, 12, "all"))
 register("cpu_student", "manner", _manner(3, 6, "deepest"))
 register("cpu_student_l", "manner", _manner(3, 12, "deepest"))
 # Tests and the smoke profile: seconds, not minutes.

@@ -1,0 +1,89 @@
+"""Training speed: the student alone vs the student with MV-AT + KD from a teacher, one run.
+
+Target (issue 6): the distillation overhead per step is at most the teacher's forward time
+(without gradient) plus 10 %. Prints steps/s, audio-seconds/s and the overhead ratio. Run:
+`python benchmarks/train_speed.py [--student student_1p5gf --teacher cpu_teacher] [--json F]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from sekd.distill import DistillationObjective, ObjectiveConfig
+from sekd.models import build
+
+
+def step_time(objective, opt, x, c, steps: int) -> float:
+    best = float("inf")
+    for k in range(steps + 1):
+        t = time.perf_counter()
+        total, _, _ = objective(x, c)
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+        if k:  # the first step warms up
+            best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--student", default="student_1p5gf")
+    ap.add_argument("--teacher", default="cpu_teacher")
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    T = int(args.seconds * 16_000)
+    x, c = torch.randn(args.batch, 1, T), 0.5 * torch.randn(args.batch, 1, T)
+    teacher = build(args.teacher).eval()
+    results = {}
+    for label, cfg in (
+        ("student alone", ObjectiveConfig()),
+        ("student + MV-AT + KD", ObjectiveConfig(at="mvat", kd=True)),
+    ):
+        student = build(args.student)
+        obj = DistillationObjective(cfg, student, teacher if cfg.needs_teacher else None)
+        opt = torch.optim.Adam(student.parameters(), 1e-3)
+        results[label] = step_time(obj, opt, x, c, args.steps)
+    with torch.no_grad():
+        teacher(x, return_views=True)
+        t = time.perf_counter()
+        for _ in range(args.steps):
+            teacher(x, return_views=True)
+        teacher_fwd = (time.perf_counter() - t) / args.steps
+    overhead = results["student + MV-AT + KD"] - results["student alone"]
+    audio = args.batch * args.seconds
+    for label, s in results.items():
+        print(f"{label:<22} {1 / s:7.2f} steps/s  {audio / s:7.2f} audio-s/s")
+    print(f"teacher forward (no grad, with views): {teacher_fwd:.3f} s")
+    print(
+        f"distillation overhead {overhead:.3f} s = {overhead / teacher_fwd:.2f} x teacher forward "
+        f"(target <= 1.10)"
+    )
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "args": vars(args),
+                    "seconds_per_step": results,
+                    "teacher_forward_s": teacher_fwd,
+                    "overhead_over_teacher_forward": overhead / teacher_fwd,
+                },
+                indent=1,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Write the README's results block from the files under results/ (numbers are never typed).
+
+`python -m sekd.readme [--profile cpu]` replaces the text between the markers
+`<!-- results:start -->` and `<!-- results:end -->` in README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .data.corpus import REPO_ROOT
+
+START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _fmt(v, nd=3):
+    return "n/a" if v is None or v != v else f"{v:.{nd}f}"
+
+
+def results_block(profile: str = "cpu") -> str:
+    res = REPO_ROOT / "results" / profile
+    t1 = res / "mvat_table1_voicebank.json"
+    if not t1.is_file():
+        return (
+            f"No `{profile}` results are committed yet: run `sekd reproduce --profile "
+            f"{profile}` (see issue notes for what has been trained)."
+        )
+    rows = json.loads(t1.read_text())
+    lines = [
+        f"Profile `{profile}`, bundled VoiceBank-DEMAND test pairs (real files, a 31-file subset:",
+        "comparable between these models, not with published full-set numbers). Written by",
+        f"`python -m sekd.readme` from `results/{profile}/mvat_table1_voicebank.json`.",
+        "",
+        "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['seeds']} | {r.get('params', '')} | "
+            f"{_fmt(r.get('gmacs_paper'), 2) if 'gmacs_paper' in r else ''} | {_fmt(r['pesq'])} | "
+            f"{_fmt(r['stoi'])} | {_fmt(r['csig'])} | {_fmt(r['cbak'])} | {_fmt(r['covl'])} |"
+        )
+    eff = res / "mvat_effect_voicebank.json"
+    if eff.is_file():
+        lines += [
+            "",
+            "Distillation effect on PESQ, paired by file (mean difference to the baseline,"
+            " 95 % CI):",
+            "",
+        ]
+        for e in json.loads(eff.read_text()):
+            if e["metric"] == "pesq":
+                lines.append(
+                    f"- {e['method']}: {e['diff']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}] "
+                    f"over {e['pairs']} file pairs (the paper reports +0.06 for MV-AT, "
+                    "+0.07 for MV-AT + KD)"
+                )
+    fig = res / "figures" / "05_maps_after.png"
+    if fig.is_file():
+        lines += [
+            "",
+            f"![teacher vs student attention maps after MV-AT]({fig.relative_to(REPO_ROOT)})",
+        ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--profile", default="cpu")
+    args = ap.parse_args()
+    readme = REPO_ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        raise SystemExit(f"README.md lacks the markers {START} ... {END}")
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{results_block(args.profile)}\n{END}{tail}")
+
+
+if __name__ == "__main__":
+    main()

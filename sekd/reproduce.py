@@ -1,0 +1,113 @@
+"""`sekd reproduce`: execute the study notebooks in order with papermill, export HTML."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from .data.corpus import REPO_ROOT
+from .study import check_profile
+
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+
+
+def notebooks(only=None, notebook_dir: Path = NOTEBOOK_DIR) -> list[Path]:
+    """The numbered notebooks in order; `only` keeps names or number prefixes (e.g. 03)."""
+    books = sorted(Path(notebook_dir).glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return books
+    chosen = [
+        b
+        for b in books
+        if any(b.stem == o or b.stem.split("_")[0] == o or b.name == o for o in only)
+    ]
+    unknown = [
+        o for o in only if not any(o in (b.stem, b.stem.split("_")[0], b.name) for b in books)
+    ]
+    if unknown:
+        raise ValueError(f"unknown notebook(s) {unknown}; known: {[b.stem for b in books]}")
+    return chosen
+
+
+def export_html(executed: Path) -> Path:
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
+    html = executed.with_suffix(".html")
+    html.write_text(body)
+    return html
+
+
+def reproduce(
+    profile: str,
+    only=None,
+    out=None,
+    parameters: dict | None = None,
+    notebook_dir: Path = NOTEBOOK_DIR,
+) -> int:
+    import papermill as pm
+
+    check_profile(profile)
+    out = Path(out) if out else REPO_ROOT / "reports" / profile
+    out.mkdir(parents=True, exist_ok=True)
+    times = []
+    for book in notebooks(only, notebook_dir):
+        t0 = time.perf_counter()
+        print(f"[{profile}] {book.name} ...", flush=True)
+        target = out / book.name
+        try:
+            pm.execute_notebook(
+                str(book),
+                str(target),
+                parameters={"profile": profile, **(parameters or {})},
+                cwd=str(notebook_dir),
+                kernel_name="python3",
+                progress_bar=False,
+            )
+        except pm.PapermillExecutionError as err:
+            print(
+                f"FAILED: {book.name}, cell {err.cell_index} (execution count {err.exec_count}): "
+                f"{err.ename}: {err.evalue}\nexecuted copy with the traceback: {target}",
+                file=sys.stderr,
+            )
+            export_html(target)
+            return 1
+        export_html(target)
+        times.append((book.name, time.perf_counter() - t0))
+    total = sum(t for _, t in times)
+    print(f"\nprofile {profile}: {len(times)} notebook(s) in {total / 60:.1f} min -> {out}")
+    for name, t in times:
+        print(f"  {name:<34} {t:7.1f} s")
+    return 0
+
+
+def parse_params(items) -> dict:
+    """KEY=VALUE pairs; VALUE is read as JSON (true, 3, [0, 1], "x"), else kept as a string."""
+    import json
+
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
+def run(args) -> int:
+    return reproduce(args.profile, args.only, args.out, parse_params(args.param))
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("reproduce", help="execute the study notebooks in order (papermill)")
+    p.add_argument("--profile", required=True, help="smoke | quick | cpu | paper")
+    p.add_argument("--only", nargs="+", default=None, help="notebook names or numbers (03 ...)")
+    p.add_argument(
+        "--out", default=None, help="folder for executed notebooks and HTML (reports/<profile>)"
+    )
+    p.set_defaults(func=run)

@@ -1,0 +1,182 @@
+"""Figures and players for the notebooks: waveforms, spectrograms, attention maps, curves."""
+
+from __future__ import annotations
+
+import numpy as np
+
+SR = 16_000
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() == "agg" or not _in_notebook():
+        matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _in_notebook() -> bool:
+    try:
+        from IPython import get_ipython
+
+        return get_ipython() is not None
+    except ImportError:
+        return False
+
+
+def spectrogram_db(x: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """(freq, frames) log power in dB of a Hann STFT."""
+    from scipy.signal import stft
+
+    _, _, Z = stft(x, SR, nperseg=n_fft, noverlap=n_fft - hop)
+    return 20 * np.log10(np.abs(Z) + 1e-8)
+
+
+def plot_signals(signals: dict, title: str = ""):
+    """A waveform and a spectrogram per named signal, stacked; returns the figure."""
+    plt = _plt()
+    n = len(signals)
+    fig, axes = plt.subplots(n, 2, figsize=(12, 2.2 * n), squeeze=False)
+    vmax = max(spectrogram_db(np.asarray(x)).max() for x in signals.values())
+    for i, (name, x) in enumerate(signals.items()):
+        x = np.asarray(x, dtype=float)
+        t = np.arange(len(x)) / SR
+        axes[i, 0].plot(t, x, lw=0.5)
+        axes[i, 0].set_ylabel(name)
+        axes[i, 0].set_xlim(0, t[-1] if len(t) else 1)
+        S = spectrogram_db(x)
+        axes[i, 1].imshow(
+            S,
+            origin="lower",
+            aspect="auto",
+            vmin=vmax - 80,
+            vmax=vmax,
+            extent=(0, len(x) / SR, 0, SR / 2000),
+            cmap="magma",
+        )
+        axes[i, 1].set_ylabel("kHz")
+    axes[-1, 0].set_xlabel("time (s)")
+    axes[-1, 1].set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def audio(x: np.ndarray, rate: int = SR):
+    """An inline player (IPython.display.Audio), normalised like a listener's volume knob."""
+    from IPython.display import Audio
+
+    return Audio(np.asarray(x, dtype=np.float32), rate=rate, normalize=True)
+
+
+def players(signals: dict):
+    """An HTML row of labelled audio players, for noisy / teacher / student / clean."""
+    from IPython.display import HTML
+
+    cells = "".join(
+        f"<td style='padding:4px'><b>{name}</b><br>{audio(x)._repr_html_()}</td>"
+        for name, x in signals.items()
+    )
+    return HTML(f"<table><tr>{cells}</tr></table>")
+
+
+def plot_curves(runs: dict, key: str, kind: str = "train", title: str = ""):
+    """One line per run of a logged quantity (`key`) against the step."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for label, rows in runs.items():
+        pts = [(r["step"], r[key]) for r in rows if r["kind"] == kind and key in r]
+        if pts:
+            s, v = zip(*pts)
+            ax.plot(s, v, label=label, marker="o" if kind == "valid" else None, ms=3)
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.set_title(title or f"{kind} {key}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_attention_maps(maps: dict, title: str = ""):
+    """Teacher vs student temporal attention maps, one panel per (pair, view).
+
+    `maps`: {(side, s_depth, t_depth, view): (teacher_map, student_map)} of 1-D arrays, as
+    returned by `sekd.distill.attention_maps`; each pair is drawn on the student's time axis.
+    """
+    plt = _plt()
+    keys = list(maps)
+    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 1.6 * len(keys)), squeeze=False)
+    for ax, key in zip(axes[:, 0], keys):
+        t_map, s_map = maps[key]
+        x = np.linspace(0, 1, len(s_map))
+        ax.plot(np.linspace(0, 1, len(t_map)), t_map, lw=0.8, label="teacher")
+        ax.plot(x, s_map, lw=0.8, label="student", alpha=0.8)
+        side, sd, td, view = key
+        ax.set_ylabel(f"{side[:3]} S{sd}/T{td}\n{view}", fontsize=8)
+        ax.set_yticks([])
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[-1, 0].set_xlabel("relative time")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def show_heatmaps(matrices: dict, title: str = "", cmap: str = "rocket"):
+    """Attention matrices side by side with seaborn (the d2l `show_heatmaps` habit)."""
+    import seaborn as sns
+
+    plt = _plt()
+    n = len(matrices)
+    fig, axes = plt.subplots(1, n, figsize=(4.2 * n, 3.8), squeeze=False)
+    for ax, (name, m) in zip(axes[0], matrices.items()):
+        sns.heatmap(
+            np.asarray(m), ax=ax, cmap=cmap, cbar=True, xticklabels=False, yticklabels=False
+        )
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("key chunk")
+        ax.set_ylabel("query chunk")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def bar_table(rows: list[dict], metric: str, label: str = "model", title: str = ""):
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3))
+    ax.bar([r[label] for r in rows], [r[metric] for r in rows])
+    ax.set_ylabel(metric)
+    ax.set_title(title)
+    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_pairing(pairs, teacher_depth: int, student_depth: int, title: str = ""):
+    """Teacher and student layers as two columns per side, a line for each transfer pair."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
+    for ax, side in zip(axes, ("encoder", "decoder")):
+        for d in range(1, teacher_depth + 1):
+            ax.add_patch(plt.Rectangle((0.55, d - 0.3), 0.4, 0.6, color="tab:blue", alpha=0.3))
+            ax.text(0.75, d, f"T{d}", ha="center", va="center")
+        for d in range(1, student_depth + 1):
+            ax.add_patch(plt.Rectangle((-0.95, d - 0.3), 0.4, 0.6, color="tab:orange", alpha=0.3))
+            ax.text(-0.75, d, f"S{d}", ha="center", va="center")
+        for s_side, sd, td in pairs:
+            if s_side == side:
+                ax.plot([-0.55, 0.55], [sd, td], color="k", lw=1.5)
+        ax.set_xlim(-1.1, 1.1)
+        ax.set_ylim(0.4, max(teacher_depth, student_depth) + 0.6)
+        ax.invert_yaxis()
+        ax.set_xticks([-0.75, 0.75], ["student", "teacher"])
+        ax.set_yticks([])
+        ax.set_title(f"{side} (depth 1 = shallowest)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig

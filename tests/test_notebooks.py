@@ -1,0 +1,91 @@
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from sekd.reproduce import notebooks, parse_params, reproduce
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_nine_numbered_notebooks_in_order():
+    assert [b.stem.split("_")[0] for b in notebooks()] == [f"{i:02d}" for i in range(9)]
+    assert notebooks(["03", "05_attention_maps"]) == [
+        ROOT / "notebooks" / "03_train_teacher.ipynb",
+        ROOT / "notebooks" / "05_attention_maps.ipynb",
+    ]
+    with pytest.raises(ValueError, match="unknown notebook"):
+        notebooks(["99"])
+
+
+@pytest.mark.parametrize("book", BOOKS, ids=lambda b: b.stem)
+def test_committed_without_outputs_and_with_one_parameters_cell(book):
+    nb = json.loads(book.read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    assert all(not c["outputs"] and c["execution_count"] is None for c in code)
+    params = [c for c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(params) == 1
+    assert 'profile = "smoke"' in "".join(params[0]["source"])
+    src = "".join("".join(c["source"]) for c in code)
+    assert "check_profile(profile)" in src and "from sekd" in src
+    assert "nn.Module" not in src and "import torch.nn" not in src  # no model defined here
+    assert nb["cells"][0]["cell_type"] == "markdown"
+    assert "".join(nb["cells"][-2]["source"]).startswith("## Conclusion")
+
+
+def test_unknown_profile_is_a_clear_error():
+    r = subprocess.run(
+        [sys.executable, "-m", "sekd", "reproduce", "--profile", "huge"],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "unknown profile 'huge'" in r.stderr and "smoke" in r.stderr
+
+
+def _book(path, code):
+    nb = nbformat.v4.new_notebook()
+    p = nbformat.v4.new_code_cell('profile = "smoke"')
+    p.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# t"),
+        p,
+        *[nbformat.v4.new_code_cell(c) for c in code],
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nbformat.write(nb, path)
+
+
+def test_reproduce_stops_at_first_failure_naming_notebook_and_cell(tmp_path, capsys):
+    books = tmp_path / "books"
+    books.mkdir()
+    _book(books / "00_ok.ipynb", ["x = 1", "print(profile)"])
+    _book(books / "01_broken.ipynb", ["y = 2", "raise ValueError('boom')"])
+    _book(books / "02_never.ipynb", ["z = 3"])
+    rc = reproduce("quick", out=tmp_path / "out", notebook_dir=books)
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert "01_broken.ipynb" in err and "ValueError: boom" in err and "cell" in err
+    done = nbformat.read(tmp_path / "out" / "00_ok.ipynb", as_version=4)
+    printed = "".join(o.get("text", "") for c in done.cells for o in c.get("outputs", []))
+    assert "quick" in printed  # the profile was injected
+    assert (tmp_path / "out" / "00_ok.html").is_file()
+    assert not (tmp_path / "out" / "02_never.ipynb").exists()
+
+
+def test_param_parsing():
+    assert parse_params(["retrain=true", "seeds=[0, 1]", "name=teacher", "x=1.5"]) == {
+        "retrain": True,
+        "seeds": [0, 1],
+        "name": "teacher",
+        "x": 1.5,
+    }
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        parse_params(["retrain"])
