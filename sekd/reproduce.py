@@ -110,4 +110,10 @@ def add_parser(sub) -> None:
     p.add_argument(
         "--out", default=None, help="folder for executed notebooks and HTML (reports/<profile>)"
     )
+    p.add_argument(
+        "--param",
+        action="append",
+        metavar="KEY=VALUE",
+        help="extra notebook parameter, e.g. retrain=true or seeds=[0,1,2] (repeatable)",
+    )
     p.set_defaults(func=run)

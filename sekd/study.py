@@ -329,10 +329,10 @@ def write_table(profile: str, name: str, rows: list[dict]) -> Path:
     return p / f"{name}.json"
 
 
-def save_figure(fig, profile: str, name: str) -> Path:
-    f = paths(profile).figures / f"{name}.png"
-    fig.savefig(f, dpi=110, bbox_inches="tight")
-    return f
+def save_figure(fig, profile: str, name: str) -> None:
+    """Save as results/<profile>/figures/<name>.png (returns nothing, so a notebook cell that
+    ends with it shows the figure, not a path)."""
+    fig.savefig(paths(profile).figures / f"{name}.png", dpi=110, bbox_inches="tight")
 
 
 __all__ = [

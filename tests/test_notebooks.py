@@ -37,6 +37,15 @@ def test_committed_without_outputs_and_with_one_parameters_cell(book):
     assert "".join(nb["cells"][-2]["source"]).startswith("## Conclusion")
 
 
+def test_cli_takes_params():
+    from sekd.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["reproduce", "--profile", "smoke", "--param", "retrain=true", "--param", "seeds=[0]"]
+    )
+    assert parse_params(args.param) == {"retrain": True, "seeds": [0]}
+
+
 def test_unknown_profile_is_a_clear_error():
     r = subprocess.run(
         [sys.executable, "-m", "sekd", "reproduce", "--profile", "huge"],
