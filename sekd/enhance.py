@@ -22,6 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .data.audio import SAMPLE_RATE, AudioError, list_audio, read_audio, write_audio
+from .models.fuse import fold_batchnorm
 
 ALIGN = 4096
 DEFAULT_MARGIN = 16_000  # 1 s of context on each side of a chunk boundary
@@ -105,7 +106,7 @@ def enhance_files(
         files += list_audio(item) if item.is_dir() else [item]
     out_dir = Path(out_dir)
     chunk = None if chunk_seconds is None else int(chunk_seconds * SAMPLE_RATE)
-    model = model.to(device).eval()
+    model = fold_batchnorm(model).to(device)
     written, errors = [], []
     for f in tqdm(files, desc="files", unit="file"):
         try:

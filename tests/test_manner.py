@@ -189,3 +189,21 @@ def test_config_validation():
         MannerConfig(depth=3, ma_layers=(3,))
     with pytest.raises(ValueError, match="growth"):
         MannerConfig(growth=3)
+
+
+@pytest.mark.parametrize("preset", ["tiny_teacher", "waveunet_tiny"])
+def test_batchnorm_folding_computes_the_same_function(preset):
+    from sekd.models.fuse import fold_batchnorm
+
+    m = build(preset)
+    m.train()
+    with torch.no_grad():
+        m(torch.randn(3, 1, 6000))  # non-trivial running statistics
+    m.eval()
+    folded = fold_batchnorm(m)
+    n_bn = sum(isinstance(x, torch.nn.BatchNorm1d) for x in folded.modules())
+    assert n_bn < sum(isinstance(x, torch.nn.BatchNorm1d) for x in m.modules())
+    x = torch.randn(2, 1, 7001)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), m(x), atol=1e-5, rtol=1e-4)
+    assert m.training is False and any(isinstance(x, torch.nn.BatchNorm1d) for x in m.modules())
