@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .shapes import as_waveform_batch
+
 VIEWS = ("channel", "global", "local")
 
 
@@ -341,12 +343,7 @@ class Manner(nn.Module):
         the std of their padded signal: enhance utterances of different lengths one at a time
         (batch 1, as the papers evaluate) when the exact single-file output matters.
         """
-        if noisy.dim() == 2:
-            noisy = noisy[:, None]
-        if noisy.dim() != 3 or noisy.shape[1] != 1:
-            raise ValueError(
-                f"expected a (B, 1, T) or (B, T) waveform, got shape {tuple(noisy.shape)}"
-            )
+        noisy = as_waveform_batch(noisy)
         length = noisy.shape[-1]
         if length < 2:
             raise ValueError(f"need at least 2 samples to normalise the input, got {length}")

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .shapes import as_waveform_batch
+
 
 @dataclass(frozen=True)
 class WaveUNetConfig:
@@ -83,12 +85,7 @@ class WaveUNet(nn.Module):
         return -(-length // s) * s
 
     def forward(self, noisy: torch.Tensor) -> torch.Tensor:
-        if noisy.dim() == 2:
-            noisy = noisy[:, None]
-        if noisy.dim() != 3 or noisy.shape[1] != 1:
-            raise ValueError(
-                f"expected a (B, 1, T) or (B, T) waveform, got shape {tuple(noisy.shape)}"
-            )
+        noisy = as_waveform_batch(noisy)
         length = noisy.shape[-1]
         x = F.pad(noisy, (0, self.valid_length(length) - length))
         inp, skips = x, []
