@@ -18,6 +18,7 @@ from .data import Corpus, PremixedTestSet, PremixSpec, build_premixed
 from .data.corpus import REPO_ROOT
 from .evaluate_cli import write_results
 from .metrics import METRICS, evaluate_model, summarize
+from .models import save_model
 from .routing import snr_band
 from .train import load_trained, read_metrics, train
 
@@ -102,14 +103,54 @@ def run_dir(profile: str, name: str, seed: int | None = None) -> Path:
     return paths(profile).runs / (name if seed is None else f"{name}_seed{seed}")
 
 
+COMMITTED = REPO_ROOT / "checkpoints"
+_COMMITTED_FILES = ("metrics.jsonl", "summary.json")
+
+
+def committed_dir(profile: str, name: str, seed: int | None = None) -> Path:
+    return COMMITTED / profile / (name if seed is None else f"{name}_seed{seed}")
+
+
+def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
+    """Copy a finished run's best model (weights only) and its logs to checkpoints/, for git."""
+    import shutil
+
+    src, dst = run_dir(profile, name, seed), committed_dir(profile, name, seed)
+    dst.mkdir(parents=True, exist_ok=True)
+    save_model(
+        load_trained(src / "best.pt"),
+        dst / "model.pt",
+        preset=run_config(profile, name).model.preset,
+    )
+    for f in _COMMITTED_FILES:
+        shutil.copy(src / f, dst / f)
+    return dst
+
+
+def _restore_committed(profile: str, name: str, seed: int | None, out: Path) -> bool:
+    import shutil
+
+    src = committed_dir(profile, name, seed)
+    if not (src / "model.pt").is_file():
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "model.pt", out / "best.pt")
+    for f in _COMMITTED_FILES:
+        shutil.copy(src / f, out / f)
+    return True
+
+
 def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
     """Train `name` unless a finished run (summary.json + best.pt) exists; returns its folder.
 
-    An interrupted run (last.pt without summary.json) is resumed.
+    A run committed under checkpoints/<profile>/ is restored instead of trained; an
+    interrupted run (last.pt without summary.json) is resumed; `retrain` trains anew.
     """
     out = run_dir(profile, name, seed)
     with locked(out):
         if not retrain and (out / "summary.json").is_file() and (out / "best.pt").is_file():
+            return out
+        if not retrain and _restore_committed(profile, name, seed, out):
             return out
         train(run_config(profile, name, seed), out, resume=not retrain, progress=False)
     return out

@@ -98,3 +98,38 @@ def test_param_parsing():
     }
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_params(["retrain"])
+
+
+def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch):
+    import sekd.study as study
+    from sekd.models import build, save_model
+
+    monkeypatch.setattr(study, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(
+        study,
+        "paths",
+        lambda p, root=tmp_path: study.Paths(
+            p,
+            ROOT / "configs" / p,
+            tmp_path / "runs" / p,
+            tmp_path / "results" / p,
+            tmp_path / "results" / p / "figures",
+            tmp_path / "cache",
+        ),
+    )
+    src = tmp_path / "runs" / "smoke" / "student_baseline"
+    src.mkdir(parents=True)
+    model = build("tiny_student")
+    save_model(model, src / "best.pt")
+    (src / "metrics.jsonl").write_text('{"kind": "train", "step": 1, "total": 1.0}\n')
+    (src / "summary.json").write_text('{"steps": 1}')
+    committed = study.commit_run("smoke", "student_baseline")
+    assert (committed / "model.pt").is_file()
+    import shutil
+
+    shutil.rmtree(src)
+    out = study.ensure_run("smoke", "student_baseline")  # restored, not trained
+    assert json.loads((out / "summary.json").read_text()) == {"steps": 1}
+    restored = study.load_run_model("smoke", "student_baseline")
+    for k, v in model.state_dict().items():
+        assert (restored.state_dict()[k] == v).all()
