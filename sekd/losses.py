@@ -38,23 +38,41 @@ def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Ten
     return torch.sqrt(torch.clamp(spec.real**2 + spec.imag**2, min=1e-7))
 
 
-def mrstft_loss(estimate: torch.Tensor, target: torch.Tensor, resolutions=STFT_RESOLUTIONS):
+def mrstft_loss(
+    estimate: torch.Tensor, target: torch.Tensor, resolutions=STFT_RESOLUTIONS, estimate_mags=None
+):
     """Per-example spectral convergence and log-magnitude L1, each averaged over resolutions.
 
     Shape: estimate, target (B, 1, T) or (B, T) -> (sc, mag), each (B,). The MANNER loss uses
-    0.5 * sc + 0.5 * mag.
+    0.5 * sc + 0.5 * mag. `estimate_mags` (one magnitude per resolution) skips recomputing the
+    estimate's STFTs when several losses share the same estimate.
     """
     est, tgt = _as_batch(estimate, "estimate"), _as_batch(target, "target")
     _check_same(est, tgt, "mrstft_loss(estimate, target)")
+    if estimate_mags is None:
+        estimate_mags = magnitudes(est, resolutions)
     sc = est.new_zeros(est.shape[0])
     mag = est.new_zeros(est.shape[0])
-    for n_fft, hop, win in resolutions:
-        X, Y = stft_magnitude(est, n_fft, hop, win), stft_magnitude(tgt, n_fft, hop, win)
+    for (n_fft, hop, win), X in zip(resolutions, estimate_mags):
+        Y = stft_magnitude(tgt, n_fft, hop, win)
         sc = sc + torch.linalg.vector_norm(Y - X, dim=(1, 2)) / torch.linalg.vector_norm(
             Y, dim=(1, 2)
         )
         mag = mag + (torch.log(Y) - torch.log(X)).abs().mean(dim=(1, 2))
     return sc / len(resolutions), mag / len(resolutions)
+
+
+def magnitudes(x: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> list[torch.Tensor]:
+    """STFT magnitudes of (B, T) or (B, 1, T) signals at every resolution."""
+    x = _as_batch(x, "signal")
+    return [stft_magnitude(x, *r) for r in resolutions]
+
+
+def estimate_magnitudes(estimate: torch.Tensor, noisy: torch.Tensor) -> dict:
+    """The student-side magnitudes the weighted loss needs (estimate and noisy - estimate);
+    shared by the supervised loss and KD, which differ only in their targets."""
+    est, nsy = _as_batch(estimate, "estimate"), _as_batch(noisy, "noisy")
+    return {"clean": magnitudes(est), "noise": magnitudes(nsy - est)}
 
 
 @dataclass
@@ -76,19 +94,21 @@ class LossParts:
         }
 
 
-def _l1_mrstft(estimate: torch.Tensor, target: torch.Tensor):
+def _l1_mrstft(estimate: torch.Tensor, target: torch.Tensor, estimate_mags=None):
     l1 = (estimate - target).abs().mean(-1)  # (B,)
-    sc, mag = mrstft_loss(estimate, target)
+    sc, mag = mrstft_loss(estimate, target, estimate_mags=estimate_mags)
     return l1 + 0.5 * sc + 0.5 * mag, l1, sc, mag
 
 
-def weighted_loss(estimate: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor) -> LossParts:
+def weighted_loss(
+    estimate: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor, estimate_mags=None
+) -> LossParts:
     """The MANNER supervised loss (manner.md, training recipe).
 
     clean loss = L1 + MR-STFT on (clean, estimate); noise loss = the same on (noisy - clean,
     noisy - estimate); per example a = E_clean / (E_clean + E_noise + 2e-7); the total is the
     batch mean of a * clean + (1 - a) * noise. The reported l1/sc/mag are the same weighting of
-    their clean and noise parts.
+    their clean and noise parts. `estimate_mags` (from `estimate_magnitudes`) is reused if given.
 
     Shape: estimate, clean, noisy (B, 1, T) or (B, T) -> LossParts.
     """
@@ -100,8 +120,9 @@ def weighted_loss(estimate: torch.Tensor, clean: torch.Tensor, noisy: torch.Tens
     noise, noise_est = nsy - cln, nsy - est
     e_clean, e_noise = cln.pow(2).sum(-1), noise.pow(2).sum(-1)
     a = e_clean / (e_clean + e_noise + WEIGHT_EPS)  # (B,)
-    c_total, c_l1, c_sc, c_mag = _l1_mrstft(est, cln)
-    n_total, n_l1, n_sc, n_mag = _l1_mrstft(noise_est, noise)
+    em = estimate_mags or {"clean": None, "noise": None}
+    c_total, c_l1, c_sc, c_mag = _l1_mrstft(est, cln, em["clean"])
+    n_total, n_l1, n_sc, n_mag = _l1_mrstft(noise_est, noise, em["noise"])
     mix = lambda c, n: a * c + (1 - a) * n  # noqa: E731
     return LossParts(
         total=mix(c_total, n_total).mean(),
@@ -114,10 +135,12 @@ def weighted_loss(estimate: torch.Tensor, clean: torch.Tensor, noisy: torch.Tens
     )
 
 
-def kd_loss(student_out: torch.Tensor, teacher_out: torch.Tensor, noisy: torch.Tensor) -> LossParts:
+def kd_loss(
+    student_out: torch.Tensor, teacher_out: torch.Tensor, noisy: torch.Tensor, estimate_mags=None
+) -> LossParts:
     """Output KD (methods.md section 3): the weighted loss with the teacher's output as the clean
     target and (noisy - teacher) as the noise target. The teacher side carries no gradient."""
-    return weighted_loss(student_out, teacher_out.detach(), noisy)
+    return weighted_loss(student_out, teacher_out.detach(), noisy, estimate_mags)
 
 
 def snr_teacher_loss(student_out, teacher_out, clean, alpha: float = 0.5):

@@ -249,3 +249,13 @@ def test_objective_config_errors():
         ObjectiveConfig(at="magic")
     with pytest.raises(ValueError, match="needs a teacher"):
         DistillationObjective(TABLE3_ROWS["kd_only"], build("tiny_student"))
+
+
+def test_shared_estimate_magnitudes_change_nothing():
+    from sekd.losses import estimate_magnitudes
+
+    est, clean, noisy = (torch.randn(2, 1, 4000) for _ in range(3))
+    teacher = torch.randn(2, 1, 4000)
+    mags = estimate_magnitudes(est, noisy)
+    assert weighted_loss(est, clean, noisy, mags).total == weighted_loss(est, clean, noisy).total
+    assert kd_loss(est, teacher, noisy, mags).total == kd_loss(est, teacher, noisy).total

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..losses import kd_loss, weighted_loss
+from ..losses import estimate_magnitudes, kd_loss, weighted_loss
 from .attention import PAIRINGS, mvat_loss, mvat_pairs, pair_keys, single_view_loss
 
 AT_KINDS = ("none", "mvat", "single_view")
@@ -91,7 +91,9 @@ class DistillationObjective:
         want_taps = any(flags.values())
         s_out = self.student(noisy, **flags)
         s_out, s_taps = s_out if want_taps else (s_out, None)
-        sup = weighted_loss(s_out, clean, noisy)
+        # the student-side STFTs are shared by the supervised loss and KD
+        mags = estimate_magnitudes(s_out, noisy) if self.cfg.kd else None
+        sup = weighted_loss(s_out, clean, noisy, mags)
         total = sup.total
         terms = {"supervised": sup.total.detach()}
         if self.cfg.needs_teacher:
@@ -109,7 +111,7 @@ class DistillationObjective:
                 total = total + self.cfg.beta_at * at
                 terms["at"] = at.detach()
             if self.cfg.kd:
-                kd = kd_loss(s_out, t_out, noisy).total
+                kd = kd_loss(s_out, t_out, noisy, mags).total
                 total = total + self.cfg.beta_kd * kd
                 terms["kd"] = kd.detach()
         terms["total"] = total.detach()
