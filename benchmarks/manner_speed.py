@@ -7,7 +7,7 @@ written: loop chunking, explicit softmax attention, separate BatchNorm.
 Prints, per preset, seconds of compute per second of audio (RTF) for 1 and 2 threads at 1 s and
 8 s inputs (batch 1), the fast path beside the literal one (loop chunking, explicit softmax
 attention) measured in the same run, and peak memory of enhancing 60 s with and without
-chunking (each in a fresh process, measured as peak RSS). Run:
+chunking (each in a fresh process, measured as its peak resident memory, VmHWM). Run:
 `python benchmarks/manner_speed.py [--presets ...] [--json FILE]`.
 """
 
@@ -46,8 +46,10 @@ def timed(model, x, literal: bool, reps: int) -> float:
     return best
 
 
+# Peak memory is VmHWM of the child: ru_maxrss would be wrong here, because Linux carries it
+# across execve, so a child started from this (large) process would report our peak.
 MEMORY_SNIPPET = """
-import resource, sys, numpy as np, torch
+import sys, numpy as np, torch
 from sekd.enhance import enhance_signal
 from sekd.models import build
 from sekd.models.fuse import fold_batchnorm
@@ -56,7 +58,8 @@ m = build(sys.argv[1]).eval()
 x = np.random.default_rng(0).normal(0, 0.1, 60 * 16000).astype(np.float32)
 chunk = None if sys.argv[2] == "none" else int(float(sys.argv[2]) * 16000)
 enhance_signal(m, x, chunk=chunk)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+hwm = [ln for ln in open("/proc/self/status") if ln.startswith("VmHWM")][0]
+print(int(hwm.split()[1]) / 1024)
 """
 
 
@@ -105,7 +108,7 @@ def main() -> None:
                 )
     mem = {c: peak_mb(args.memory_preset, c) for c in ("none", "10")}
     print(
-        f"peak RSS enhancing 60 s with {args.memory_preset}: whole file {mem['none']:.0f} MB, "
+        f"peak memory (VmHWM) enhancing 60 s with {args.memory_preset}: whole file {mem['none']:.0f} MB, "
         f"10 s chunks {mem['10']:.0f} MB"
     )
     if args.json:
