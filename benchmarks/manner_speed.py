@@ -108,7 +108,7 @@ def main() -> None:
                 )
     mem = {c: peak_mb(args.memory_preset, c) for c in ("none", "10")}
     print(
-        f"peak memory (VmHWM) enhancing 60 s with {args.memory_preset}: whole file {mem['none']:.0f} MB, "
+        f"peak memory (VmHWM), 60 s with {args.memory_preset}: whole file {mem['none']:.0f} MB, "
         f"10 s chunks {mem['10']:.0f} MB"
     )
     if args.json:
