@@ -77,6 +77,21 @@ def reproduce(
         export_html(target)
         times.append((book.name, time.perf_counter() - t0))
     total = sum(t for _, t in times)
+    import json
+    import os
+    import platform
+
+    record = {
+        "profile": profile,
+        "seconds": dict(times),
+        "total_seconds": total,
+        "cpus": os.cpu_count(),
+        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
+        "machine": platform.machine(),
+    }
+    results = REPO_ROOT / "results" / profile
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "reproduce_times.json").write_text(json.dumps(record, indent=1))
     print(f"\nprofile {profile}: {len(times)} notebook(s) in {total / 60:.1f} min -> {out}")
     for name, t in times:
         print(f"  {name:<34} {t:7.1f} s")
