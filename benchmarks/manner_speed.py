@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -73,6 +74,9 @@ def peak_mb(preset: str, chunk: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
+LOAD_AT_START = os.getloadavg()  # other work on the machine shows here
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", nargs="+", default=DEFAULT)
@@ -115,7 +119,12 @@ def main() -> None:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(
             json.dumps(
-                {"rows": rows, "peak_rss_mb_60s": mem, "memory_preset": args.memory_preset},
+                {
+                    "load_average_at_start": LOAD_AT_START,
+                    "rows": rows,
+                    "peak_memory_mb_60s": mem,
+                    "memory_preset": args.memory_preset,
+                },
                 indent=1,
             )
         )

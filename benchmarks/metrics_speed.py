@@ -19,6 +19,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 from sekd.data import Corpus, read_audio  # noqa: E402
 from sekd.metrics import composite, evaluate_pairs, pesq_wb, score, stoi  # noqa: E402
 
+LOAD_AT_START = os.getloadavg()  # other work on the machine shows here
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -47,6 +49,7 @@ def main() -> None:
         evaluate_pairs(pairs, workers=w, progress=False)
         thr[w] = len(pairs) / (time.perf_counter() - t)
     out = {
+        "load_average_at_start": LOAD_AT_START,
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
         "files": len(files),
         "seconds_per_file": per,

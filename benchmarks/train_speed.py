@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -29,6 +30,9 @@ def step_time(objective, opt, x, c, steps: int) -> float:
         if k:  # the first step warms up
             best = min(best, time.perf_counter() - t)
     return best
+
+
+LOAD_AT_START = os.getloadavg()  # other work on the machine shows here
 
 
 def main() -> None:
@@ -75,6 +79,7 @@ def main() -> None:
         Path(args.json).write_text(
             json.dumps(
                 {
+                    "load_average_at_start": LOAD_AT_START,
                     "args": vars(args),
                     "seconds_per_step": results,
                     "teacher_forward_s": teacher_fwd,
