@@ -1,8 +1,9 @@
 """MANNER forward speed on CPU: fast path vs a literal transcription, real-time factors, memory.
 
-The fast path is the inference path of `sekd enhance` / `evaluate_model`: BatchNorm folded into
-the convolutions, unfold/fold chunking, fused attention. The literal path is the spec as
-written: loop chunking, explicit softmax attention, separate BatchNorm.
+The fast path is the inference path of `sekd enhance` / `evaluate_model`: depthwise convolutions
+as channels-last Conv2d, BatchNorm folded into the convolutions, unfold/fold chunking, fused
+attention. The literal path is the spec as written: plain depthwise Conv1d, loop chunking,
+explicit softmax attention, separate BatchNorm.
 
 Prints, per preset, seconds of compute per second of audio (RTF) for 1 and 2 threads at 1 s and
 8 s inputs (batch 1), the fast path beside the literal one (loop chunking, explicit softmax
@@ -25,6 +26,7 @@ import torch
 
 from sekd.models import build
 from sekd.models.fuse import fold_batchnorm
+from sekd.models.manner import set_channels_last_depthwise
 
 DEFAULT = [
     "student_1p5gf",
@@ -54,6 +56,7 @@ import sys, numpy as np, torch
 from sekd.enhance import enhance_signal
 from sekd.models import build
 from sekd.models.fuse import fold_batchnorm
+from sekd.models.manner import set_channels_last_depthwise
 torch.set_num_threads(2)
 m = build(sys.argv[1]).eval()
 x = np.random.default_rng(0).normal(0, 0.1, 60 * 16000).astype(np.float32)
@@ -89,8 +92,10 @@ def main() -> None:
     rows = []
     print(f"{'preset':<15} {'thr':>3} {'sec':>4} {'fast RTF':>9} {'literal RTF':>12} {'saving':>7}")
     for preset in args.presets:
-        model = build(preset).eval()
-        fast_model = fold_batchnorm(model)  # the inference path: BN folded, unfold + SDPA
+        # literal: plain depthwise Conv1d, separate BatchNorm, loop chunking, explicit softmax
+        model = set_channels_last_depthwise(build(preset).eval(), False)
+        # fast, the inference path: channels-last depthwise, BN folded, unfold/fold, SDPA
+        fast_model = set_channels_last_depthwise(fold_batchnorm(model), True)
         for threads in args.threads:
             torch.set_num_threads(threads)
             for sec in args.seconds:

@@ -207,3 +207,24 @@ def test_batchnorm_folding_computes_the_same_function(preset):
     with torch.no_grad():
         torch.testing.assert_close(folded(x), m(x), atol=1e-5, rtol=1e-4)
     assert m.training is False and any(isinstance(x, torch.nn.BatchNorm1d) for x in m.modules())
+
+
+def test_channels_last_depthwise_is_the_same_function_forward_and_backward():
+    from sekd.models.manner import DepthwiseConv1d, set_channels_last_depthwise
+
+    conv = DepthwiseConv1d(12, 31)
+    x = torch.randn(2, 12, 777, requires_grad=True)
+    y_fast = conv(x)
+    g_fast = torch.autograd.grad(y_fast.square().sum(), (x, conv.weight))
+    conv.channels_last = False
+    y_plain = conv(x)
+    g_plain = torch.autograd.grad(y_plain.square().sum(), (x, conv.weight))
+    torch.testing.assert_close(y_fast, y_plain, atol=1e-5, rtol=1e-5)
+    for a, b in zip(g_fast, g_plain):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    m = build("tiny_student").eval()
+    xin = torch.randn(1, 1, 5000)
+    with torch.no_grad():
+        fast = m(xin)
+        plain = set_channels_last_depthwise(m, False)(xin)
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)

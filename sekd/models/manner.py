@@ -113,6 +113,43 @@ def overlap_add_literal(chunks: torch.Tensor, length: int) -> torch.Tensor:
 
 
 # ----------------------------------------------------------------------------- building blocks
+class DepthwiseConv1d(nn.Conv1d):
+    """Depthwise Conv1d (groups = channels) computed as a channels-last Conv2d of height 1.
+
+    Same parameters and function as nn.Conv1d; PyTorch's CPU kernel for depthwise Conv1d is a
+    slow path, while the channels-last Conv2d reaches oneDNN's depthwise kernel (several times
+    faster here). `channels_last = False` gives the plain Conv1d (the literal path).
+    """
+
+    channels_last = True
+
+    def __init__(self, channels: int, kernel: int, bias: bool = False):
+        super().__init__(
+            channels, channels, kernel, padding=kernel // 2, groups=channels, bias=bias
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.channels_last:
+            return super().forward(x)
+        x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T)
+        y = F.conv2d(
+            x4,
+            self.weight.unsqueeze(2),
+            self.bias,
+            padding=(0, self.padding[0]),
+            groups=self.groups,
+        )
+        return y.squeeze(2).contiguous()  # (B, C, T)
+
+
+def set_channels_last_depthwise(model: nn.Module, enabled: bool) -> nn.Module:
+    """Switch every DepthwiseConv1d between the fast (True) and the plain Conv1d path."""
+    for m in model.modules():
+        if isinstance(m, DepthwiseConv1d):
+            m.channels_last = enabled
+    return model
+
+
 def basic_conv(cin: int, cout: int, k: int = 1, relu: bool = True) -> nn.Sequential:
     """Conv without bias + BatchNorm(momentum 0.01) + optional ReLU (the reference's BasicConv)."""
     layers = [
@@ -134,9 +171,7 @@ class ResConBlock(nn.Module):
             nn.Conv1d(channels, 2 * channels, 1), nn.BatchNorm1d(2 * channels), nn.GLU(dim=1)
         )
         self.depthwise = nn.Sequential(
-            nn.Conv1d(
-                channels, channels, dw_kernel, padding=dw_kernel // 2, groups=channels, bias=False
-            ),
+            DepthwiseConv1d(channels, dw_kernel),
             nn.BatchNorm1d(channels),
             nn.SiLU(),
         )
@@ -170,7 +205,9 @@ class GlobalAttention(nn.Module):
             probs = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(K), dim=-1)  # (B n, P, P)
             y = probs @ v
         else:
-            y = F.scaled_dot_product_attention(q, k, v)
+            # 4-D (batch, heads, tokens, features) reaches the fused CPU/GPU kernels; a 3-D call
+            # falls back to the same math as the literal path
+            y = F.scaled_dot_product_attention(q[:, None], k[:, None], v[:, None])[:, 0]
         y = self.out(y).reshape(B, n, P, K)
         return y, probs
 
@@ -186,7 +223,7 @@ class MultiviewAttention(nn.Module):
         self.channel_mlp = nn.Sequential(nn.Linear(n, n // 2), nn.ReLU(), nn.Linear(n // 2, n))
         self.global_attn = GlobalAttention(chunk)
         self.local_dw = nn.Sequential(
-            nn.Conv1d(n, n, dw_kernel, padding=dw_kernel // 2, groups=n, bias=False),
+            DepthwiseConv1d(n, dw_kernel),
             nn.BatchNorm1d(n),
             nn.SiLU(),
         )
