@@ -114,10 +114,6 @@ def epoch_batches(n: int, batch: int, epoch: int, seed: int) -> list[list[int]]:
 
 
 # ------------------------------------------------------------------------------- objective
-def _unwrap(model):
-    return getattr(model, "module", model)
-
-
 def _resolve(path: str) -> Path:
     p = Path(path)
     if not p.is_file():
@@ -401,11 +397,12 @@ def train(
             if step >= total_steps:
                 break
             model.train()
-            parts = (
-                [gb[r::world] for r in range(world)][rank : rank + 1]
-                if world > 1
-                else [gb[k :: tc.accumulate] for k in range(tc.accumulate)]
-            )
+            # this process's share of the global batch (several processes), or the
+            # micro-batches of gradient accumulation (one process): the same split either way
+            if world > 1:
+                parts = [gb[rank::world]]
+            else:
+                parts = [gb[k :: tc.accumulate] for k in range(tc.accumulate)]
             opt.zero_grad(set_to_none=True)
             terms_sum: dict[str, float] = {}
             # BatchNorm updates its running statistics in the forward pass: keep them, so a
