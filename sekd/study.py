@@ -253,13 +253,11 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return float(m), float(m - h), float(m + h)
 
 
-def paired_difference(a: dict, b: dict, metric: str) -> tuple[float, float, float, int]:
-    """Mean of b - a over the files both scored (paired by name), with a 95 % t-interval."""
+def paired_differences(a: dict, b: dict, metric: str) -> list[float]:
+    """b - a for every file both results scored, paired by file name (sorted by name)."""
     ra = {r["name"]: r[metric] for r in a["files"] if not r["error"]}
     rb = {r["name"]: r[metric] for r in b["files"] if not r["error"]}
-    common = sorted(set(ra) & set(rb))
-    m, lo, hi = mean_ci([rb[k] - ra[k] for k in common])
-    return m, lo, hi, len(common)
+    return [rb[k] - ra[k] for k in sorted(set(ra) & set(rb))]
 
 
 # --------------------------------------------------------------------------------- SNR study
@@ -388,7 +386,7 @@ __all__ = [
     "evaluate",
     "load_run_model",
     "mean_ci",
-    "paired_difference",
+    "paired_differences",
     "paths",
     "premix_pairs",
     "premix_set",
@@ -495,9 +493,7 @@ def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)
         for seed in seeds:
             suffix = "" if seed is None else f"_seed{seed}"
             a, b = res[f"student_baseline{suffix}"], res[f"student_{method}{suffix}"]
-            ra = {r["name"]: r[metric] for r in a["files"] if not r["error"]}
-            rb = {r["name"]: r[metric] for r in b["files"] if not r["error"]}
-            diffs += [rb[k] - ra[k] for k in sorted(set(ra) & set(rb))]
+            diffs += paired_differences(a, b, metric)
         m, lo, hi = mean_ci(diffs)
         out.append(
             {

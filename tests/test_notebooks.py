@@ -133,3 +133,23 @@ def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch):
     restored = study.load_run_model("smoke", "student_baseline")
     for k, v in model.state_dict().items():
         assert (restored.state_dict()[k] == v).all()
+
+
+def test_paired_differences_pair_by_name_and_skip_failures():
+    from sekd.study import paired_differences
+
+    a = {
+        "files": [
+            {"name": "x", "pesq": 1.0, "error": ""},
+            {"name": "y", "pesq": 2.0, "error": ""},
+            {"name": "z", "pesq": 3.0, "error": ""},
+        ]
+    }
+    b = {
+        "files": [
+            {"name": "y", "pesq": 2.5, "error": ""},
+            {"name": "x", "pesq": 0.5, "error": ""},
+            {"name": "z", "pesq": float("nan"), "error": "PESQ failed"},
+        ]
+    }
+    assert paired_differences(a, b, "pesq") == [-0.5, 0.5]
