@@ -6,26 +6,14 @@ import csv
 import json
 from pathlib import Path
 
-from .data.audio import list_audio
+from .data.datasets import match_pairs
 from .metrics import METRICS, evaluate_pairs
 
 
 def pair_by_name(clean_dir, enhanced_dir) -> list[tuple[str, Path, Path]]:
-    """(stem, clean, enhanced) matched by file stem, WAV or FLAC on either side.
-
-    Unmatched names are an error that lists them.
-    """
-    clean = {p.stem: p for p in list_audio(clean_dir)}
-    enh = {p.stem: p for p in list_audio(enhanced_dir)}
-    if not clean:
-        raise ValueError(f"no WAV/FLAC files in {clean_dir}")
-    only_c, only_e = sorted(set(clean) - set(enh)), sorted(set(enh) - set(clean))
-    if only_c or only_e:
-        raise ValueError(
-            "file names do not match: "
-            f"only in --clean: {only_c or 'none'}; only in --enhanced: {only_e or 'none'}"
-        )
-    return [(k, clean[k], enh[k]) for k in sorted(clean)]
+    """(stem, clean, enhanced) matched by file stem (`match_pairs`); mismatches are errors."""
+    pairs = match_pairs(clean_dir, enhanced_dir, labels=("--clean", "--enhanced"))
+    return [(c.stem, c, e) for c, e in pairs]
 
 
 def write_results(rows: list[dict], summary: dict, json_path=None, csv_path=None) -> None:

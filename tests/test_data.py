@@ -226,6 +226,9 @@ def test_match_pairs_lists_unmatched(tmp_path, corpus):
     victim.rename(victim.with_name("renamed.flac"))
     with pytest.raises(ValueError, match="renamed"):
         match_pairs(tmp_path / "n", tmp_path / "c")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no WAV/FLAC files in .*empty"):
+        match_pairs(tmp_path / "empty", tmp_path / "c")
 
 
 def _fake_voicebank_48k(root, corpus):

@@ -132,18 +132,28 @@ def speaker_of(name: str) -> str:
     return Path(name).stem.split("_")[0]
 
 
-def match_pairs(noisy_dir, clean_dir) -> list[tuple[Path, Path]]:
-    """(noisy, clean) pairs matched by file stem; unmatched names are an error listing them."""
-    noisy = {p.stem: p for p in list_audio(noisy_dir)}
-    clean = {p.stem: p for p in list_audio(clean_dir)}
-    only_n, only_c = sorted(set(noisy) - set(clean)), sorted(set(clean) - set(noisy))
-    if only_n or only_c:
+def match_pairs(noisy_dir, clean_dir, labels=("noisy", "clean")) -> list[tuple[Path, Path]]:
+    """(first, second) pairs of files matched by stem (WAV or FLAC on either side).
+
+    An empty first folder, or names present on one side only, are errors that name the folders
+    (by `labels`) and list the unmatched names (the first ten, with the count).
+    """
+    first = {p.stem: p for p in list_audio(noisy_dir)}
+    second = {p.stem: p for p in list_audio(clean_dir)}
+    if not first:
+        raise ValueError(f"no WAV/FLAC files in {noisy_dir}")
+
+    def listed(names):
+        more = f" ... ({len(names)} in all)" if len(names) > 10 else ""
+        return f"{names[:10]}{more}" if names else "none"
+
+    only_a, only_b = sorted(set(first) - set(second)), sorted(set(second) - set(first))
+    if only_a or only_b:
         raise ValueError(
             f"file names do not match between {noisy_dir} and {clean_dir}: "
-            f"only noisy {only_n[:10]}{'...' if len(only_n) > 10 else ''}, "
-            f"only clean {only_c[:10]}{'...' if len(only_c) > 10 else ''}"
+            f"only in {labels[0]}: {listed(only_a)}; only in {labels[1]}: {listed(only_b)}"
         )
-    return [(noisy[k], clean[k]) for k in sorted(noisy)]
+    return [(first[k], second[k]) for k in sorted(first)]
 
 
 class PairedFolderDataset(Dataset):
