@@ -5,6 +5,7 @@ number they show comes from a file this module wrote.
 
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import json
 from contextlib import contextmanager
@@ -91,12 +92,10 @@ def run_config(profile: str, name: str, seed: int | None = None) -> RunConfig:
         raise FileNotFoundError(f"no config {f}; configs of profile {profile}: {known}")
     over = {} if seed is None else {"seed": seed}
     cfg = load_config(f, **over)
-    if cfg.teacher.checkpoints:
-        ck = tuple(
-            str(REPO_ROOT / c) if not Path(c).is_absolute() else c for c in cfg.teacher.checkpoints
-        )
-        cfg = load_config(f, teacher={"checkpoints": list(ck)}, **over)
-    return cfg
+    ck = tuple(
+        str(REPO_ROOT / c) if not Path(c).is_absolute() else c for c in cfg.teacher.checkpoints
+    )
+    return dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, checkpoints=ck))
 
 
 def run_dir(profile: str, name: str, seed: int | None = None) -> Path:
