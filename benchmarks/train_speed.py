@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import time
 from pathlib import Path
 
@@ -19,17 +20,28 @@ from sekd.distill import DistillationObjective, ObjectiveConfig
 from sekd.models import build
 
 
-def step_time(objective, opt, x, c, steps: int) -> float:
-    best = float("inf")
-    for k in range(steps + 1):
-        t = time.perf_counter()
+def make_step(objective, opt, x, c):
+    def step():
         total, _, _ = objective(x, c)
         opt.zero_grad(set_to_none=True)
         total.backward()
         opt.step()
-        if k:  # the first step warms up
-            best = min(best, time.perf_counter() - t)
-    return best
+
+    return step
+
+
+def interleaved(fns: dict, rounds: int) -> dict:
+    """Seconds per call of each function, timed in alternation (one call of each per round) so
+    that drift in the machine's load hits them alike; the first round warms up and is dropped.
+    Returns {label: [seconds per round]}."""
+    times = {k: [] for k in fns}
+    for r in range(rounds + 1):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            if r:
+                times[k].append(time.perf_counter() - t)
+    return times
 
 
 LOAD_AT_START = os.getloadavg()  # other work on the machine shows here
@@ -41,7 +53,7 @@ def main() -> None:
     ap.add_argument("--teacher", default="cpu_teacher")
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=1.0)
-    ap.add_argument("--steps", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=20, help="timed rounds")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
@@ -50,29 +62,35 @@ def main() -> None:
     T = int(args.seconds * 16_000)
     x, c = torch.randn(args.batch, 1, T), 0.5 * torch.randn(args.batch, 1, T)
     teacher = build(args.teacher).eval()
-    results = {}
+    fns = {}
     for label, cfg in (
         ("student alone", ObjectiveConfig()),
         ("student + MV-AT + KD", ObjectiveConfig(at="mvat", kd=True)),
     ):
         student = build(args.student)
         obj = DistillationObjective(cfg, student, teacher if cfg.needs_teacher else None)
-        opt = torch.optim.Adam(student.parameters(), 1e-3)
-        results[label] = step_time(obj, opt, x, c, args.steps)
-    with torch.no_grad():
-        teacher(x, return_views=True)
-        t = time.perf_counter()
-        for _ in range(args.steps):
+        fns[label] = make_step(obj, torch.optim.Adam(student.parameters(), 1e-3), x, c)
+
+    def teacher_forward():
+        with torch.no_grad():
             teacher(x, return_views=True)
-        teacher_fwd = (time.perf_counter() - t) / args.steps
+
+    fns["teacher forward"] = teacher_forward
+    times = interleaved(fns, args.steps)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
+    teacher_fwd = med.pop("teacher forward")
+    results = med
     overhead = results["student + MV-AT + KD"] - results["student alone"]
+    overhead_min = low["student + MV-AT + KD"] - low["student alone"]
     audio = args.batch * args.seconds
     for label, s in results.items():
         print(f"{label:<22} {1 / s:7.2f} steps/s  {audio / s:7.2f} audio-s/s")
     print(f"teacher forward (no grad, with views): {teacher_fwd:.3f} s")
     print(
         f"distillation overhead {overhead:.3f} s = {overhead / teacher_fwd:.2f} x teacher forward "
-        f"(target <= 1.10)"
+        f"(medians of {args.steps} interleaved rounds; target <= 1.10); from the fastest round "
+        f"of each: {overhead_min / low['teacher forward']:.2f} x"
     )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
@@ -81,9 +99,12 @@ def main() -> None:
                 {
                     "load_average_at_start": LOAD_AT_START,
                     "args": vars(args),
+                    "estimator": "median over interleaved rounds (min also stored)",
                     "seconds_per_step": results,
                     "teacher_forward_s": teacher_fwd,
                     "overhead_over_teacher_forward": overhead / teacher_fwd,
+                    "min_seconds": low,
+                    "overhead_over_teacher_forward_min": overhead_min / low["teacher forward"],
                 },
                 indent=1,
             )

@@ -10,6 +10,7 @@ wideband PESQ at 16 kHz by default (the convention of MANNER, DEMUCS and CMGAN e
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -100,7 +101,9 @@ def _n_fft(win: int) -> int:
 def _power(frames: np.ndarray) -> np.ndarray:
     """|FFT|^2 of each frame zero-padded to n_fft (>= 2 win), bins 0 .. n_fft / 2."""
     spec = scipy.fft.rfft(frames, _n_fft(frames.shape[1]), axis=1)
-    return spec.real**2 + spec.imag**2
+    power = np.square(spec.real)
+    power += np.square(spec.imag)
+    return power
 
 
 def segsnr(clean_f: np.ndarray, proc_f: np.ndarray) -> np.ndarray:
@@ -126,16 +129,26 @@ def _levinson(R: np.ndarray, order: int) -> np.ndarray:
     return np.concatenate([np.ones((n, 1)), -a], 1)
 
 
+@functools.lru_cache(maxsize=8)
+def _cosines(n_fft: int, order: int) -> np.ndarray:
+    """(n_fft / 2 + 1, order + 1): the inverse real DFT restricted to lags 0 .. order."""
+    f = np.arange(n_fft // 2 + 1)[:, None]
+    C = 2 * np.cos(2 * np.pi * f * np.arange(order + 1)[None, :] / n_fft) / n_fft
+    C[0] /= 2
+    C[-1] /= 2
+    return C
+
+
 def llr(clean_pow: np.ndarray, proc_pow: np.ndarray, sr: int) -> np.ndarray:
     """Log-likelihood ratio per frame (LPC order 10 below 10 kHz, else 16), from frame powers.
 
-    The autocorrelation is the inverse FFT of the power spectrum; with n_fft >= 2 win it equals
-    the direct lagged sums of composite.m (no circular wrap).
+    The autocorrelation is the inverse DFT of the power spectrum at lags 0 .. order only (one
+    matrix product); with n_fft >= 2 win it equals the direct lagged sums of composite.m (no
+    circular wrap).
     """
     order = 10 if sr < 10_000 else 16
-    n_fft = 2 * (clean_pow.shape[1] - 1)
-    R = scipy.fft.irfft(np.stack([clean_pow, proc_pow]), n_fft, axis=2)[..., : order + 1]
-    Rc, Rp = R[0], R[1]
+    C = _cosines(2 * (clean_pow.shape[1] - 1), order)
+    Rc, Rp = clean_pow @ C, proc_pow @ C
     Ac, Ap = _levinson(Rc, order), _levinson(Rp, order)
     # A R A' with R the Toeplitz matrix of the clean autocorrelation, for every frame
     idx = np.abs(np.arange(order + 1)[:, None] - np.arange(order + 1)[None, :])

@@ -153,3 +153,16 @@ def test_evaluate_model_runs_whole_utterances(corpus):
     rows, summary = evaluate_model(build("tiny_student"), pairs, progress=False)
     assert summary["count"] == 2 and summary["failed"] == 0
     assert all(np.isfinite(r["pesq"]) for r in rows)
+
+
+def test_llr_autocorrelation_equals_direct_lagged_sums():
+    """The LLR's lags come from the power spectrum by one matrix product; they must equal
+    composite.m's direct sums sum_t x[t] x[t + k] (no circular wrap at n_fft >= 2 win)."""
+    from sekd.metrics import _cosines, _frames, _power
+
+    rng = np.random.default_rng(3)
+    frames = _frames(rng.standard_normal(4000), 16_000)
+    lags = _power(frames) @ _cosines(1024, 16)
+    w = frames.shape[1]
+    direct = np.stack([(frames[:, : w - k] * frames[:, k:]).sum(1) for k in range(17)], 1)
+    np.testing.assert_allclose(lags, direct, rtol=1e-10, atol=1e-10)
