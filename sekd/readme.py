@@ -18,8 +18,19 @@ def _fmt(v, nd=3):
     return "n/a" if v is None or v != v else f"{v:.{nd}f}"
 
 
-def results_block(profile: str = "cpu") -> str:
-    res = REPO_ROOT / "results" / profile
+def _cell(r: dict, k: str) -> str:
+    sd = r.get(f"{k}_std_over_seeds")
+    return _fmt(r[k]) + (f" ± {_fmt(sd)}" if sd is not None else "")
+
+
+def _row(r: dict) -> str:
+    gmacs = _fmt(r.get("gmacs_paper"), 2) if "gmacs_paper" in r else ""
+    cells = " | ".join(_cell(r, k) for k in ("pesq", "stoi", "csig", "cbak", "covl"))
+    return f"| {r['model']} | {r['seeds']} | {r.get('params', '')} | {gmacs} | {cells} |"
+
+
+def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
+    res = root / "results" / profile
     t1 = res / "mvat_table1_voicebank.json"
     if not t1.is_file():
         return (
@@ -35,12 +46,20 @@ def results_block(profile: str = "cpu") -> str:
         "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['model']} | {r['seeds']} | {r.get('params', '')} | "
-            f"{_fmt(r.get('gmacs_paper'), 2) if 'gmacs_paper' in r else ''} | {_fmt(r['pesq'])} | "
-            f"{_fmt(r['stoi'])} | {_fmt(r['csig'])} | {_fmt(r['cbak'])} | {_fmt(r['covl'])} |"
-        )
+    lines += [_row(r) for r in rows]
+    lines.append("")
+    lines.append("With several seeds, a cell is the mean over seeds ± the std of the seeds' means.")
+    t3 = res / "mvat_table3_voicebank.json"
+    if t3.is_file():
+        lines += [
+            "",
+            f"Table 3 rows (ablations), same files, from `results/{profile}/mvat_table3_voicebank"
+            ".json`:",
+            "",
+            "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [_row(r) for r in json.loads(t3.read_text())]
     eff = res / "mvat_effect_voicebank.json"
     if eff.is_file():
         lines += [
@@ -57,10 +76,16 @@ def results_block(profile: str = "cpu") -> str:
                     if e["ci_low"] > 0
                     else ("contradicts" if e["ci_high"] < 0 else "does not confirm")
                 )
+                seeds = e.get("seeds", 1)
+                per_seed = (
+                    f" (per seed: {', '.join(f'{d:+.3f}' for d in e['diff_per_seed'])})"
+                    if seeds > 1
+                    else ""
+                )
                 lines.append(
                     f"- {e['method']}: {e['diff']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}] "
-                    f"over {e['pairs']} file pairs; this {verdict} the paper's "
-                    f"{paper.get(e['method'], float('nan')):+.2f}"
+                    f"over {e['pairs']} files, each averaged over {seeds} seed(s){per_seed}; "
+                    f"this {verdict} the paper's {paper.get(e['method'], float('nan')):+.2f}"
                 )
     by = {r["model"]: r for r in rows}
     if {"noisy", "teacher", "student_baseline"} <= set(by):
@@ -81,7 +106,7 @@ def results_block(profile: str = "cpu") -> str:
     if fig.is_file():
         lines += [
             "",
-            f"![teacher vs student attention maps after MV-AT]({fig.relative_to(REPO_ROOT)})",
+            f"![teacher vs student attention maps after MV-AT]({fig.relative_to(root)})",
         ]
     return "\n".join(lines)
 

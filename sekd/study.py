@@ -126,6 +126,12 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
     return dst
 
 
+def committed_runs(profile: str) -> list[str]:
+    """Names (with _seed<k>) of the runs committed under checkpoints/<profile>/."""
+    root = COMMITTED / profile
+    return sorted(p.parent.name for p in root.glob("*/model.pt")) if root.is_dir() else []
+
+
 def _restore_committed(profile: str, name: str, seed: int | None, out: Path) -> bool:
     import shutil
 
@@ -137,6 +143,18 @@ def _restore_committed(profile: str, name: str, seed: int | None, out: Path) -> 
     for f in _COMMITTED_FILES:
         shutil.copy(src / f, out / f)
     return True
+
+
+_TRAINING = {"allowed": True}
+
+
+def use_committed(profile: str) -> str:
+    """Switch this process to the committed checkpoints of `profile` (e.g. "cpu"): from then on
+    `ensure_run` restores committed runs and refuses to train. Returns the profile, for a
+    notebook's `profile = use_committed(weights)`."""
+    check_profile(profile)
+    _TRAINING["allowed"] = False
+    return profile
 
 
 def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
@@ -151,6 +169,12 @@ def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool =
             return out
         if not retrain and _restore_committed(profile, name, seed, out):
             return out
+        if not _TRAINING["allowed"]:
+            raise RuntimeError(
+                f"run {out.name} of profile {profile!r} is not committed under "
+                f"{committed_dir(profile, name, seed)} and training is off (use_committed); "
+                f"committed: {', '.join(committed_runs(profile)) or 'none'}"
+            )
         train(run_config(profile, name, seed), out, resume=not retrain, progress=False)
     return out
 
@@ -252,11 +276,11 @@ def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     return float(m), float(m - h), float(m + h)
 
 
-def paired_differences(a: dict, b: dict, metric: str) -> list[float]:
-    """b - a for every file both results scored, paired by file name (sorted by name)."""
+def paired_difference_by_name(a: dict, b: dict, metric: str) -> dict[str, float]:
+    """{file name: b - a} for every file both results scored."""
     ra = {r["name"]: r[metric] for r in a["files"] if not r["error"]}
     rb = {r["name"]: r[metric] for r in b["files"] if not r["error"]}
-    return [rb[k] - ra[k] for k in sorted(set(ra) & set(rb))]
+    return {k: rb[k] - ra[k] for k in sorted(set(ra) & set(rb))}
 
 
 # --------------------------------------------------------------------------------- SNR study
@@ -382,10 +406,12 @@ __all__ = [
     "check_profile",
     "curves",
     "ensure_run",
+    "committed_runs",
+    "use_committed",
     "evaluate",
     "load_run_model",
     "mean_ci",
-    "paired_differences",
+    "paired_difference_by_name",
     "paths",
     "premix_pairs",
     "premix_set",
@@ -413,17 +439,22 @@ MVAT_ROWS = (
 MAIN_ROWS = {"baseline": "Baseline", "mvat_dual_q1": "+ MV-AT", "mvat_dual_kd": "+ MV-AT + KD"}
 
 
-def mvat_study(profile: str, rows=MVAT_ROWS, seeds=(None,), retrain: bool = False) -> dict:
+def mvat_study(
+    profile: str, rows=MVAT_ROWS, seeds=(None,), retrain: bool = False, ablation_seeds=None
+) -> dict:
     """Teacher and students of the given Table 3 rows and seeds, scored on the VoiceBank-DEMAND
     test pairs (all metrics) and the pre-mixed test set (all metrics).
 
-    Returns {"voicebank": {label: result}, "premix": {label: result}}; labels are "noisy",
-    "teacher" and "student_<row>" (with "_seed<k>" when a seed is given).
+    `seeds` apply to the three main rows (baseline, MV-AT, MV-AT + KD); `ablation_seeds` to the
+    other rows (default: the same seeds). Seed None is the config's own seed. Returns
+    {"voicebank": {label: result}, "premix": {label: result}}; labels are "noisy", "teacher"
+    and "student_<row>" (with "_seed<k>" when a seed is given).
     """
     ensure_run(profile, "teacher", retrain=retrain)
     labels = [("teacher", "teacher", None)]
     for row in rows:
-        for seed in seeds:
+        row_seeds = seeds if row in MAIN_ROWS or ablation_seeds is None else ablation_seeds
+        for seed in row_seeds:
             name = f"student_{row}"
             ensure_run(profile, name, seed, retrain=retrain)
             labels.append((name if seed is None else f"{name}_seed{seed}", name, seed))
@@ -452,7 +483,8 @@ def model_efficiency(preset: str, samples: int = 128_000) -> dict:
 def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[dict]:
     """One row per model: efficiency (params, paper-convention GMACs at 8 s) and mean quality.
 
-    Labels with several seeds are grouped: mean over seeds and the spread (std) of PESQ.
+    Labels with several seeds are grouped: mean over seeds and, per metric, the spread (std over
+    seeds) of the set means.
     """
     res = results[set_name]
     groups: dict = {}
@@ -473,10 +505,11 @@ def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[di
             preset = run_config(profile, "teacher" if base == "teacher" else base).model.preset
             entry.update(model_efficiency(preset))
         entry.update({k: means[k] for k in ("pesq", "stoi", "csig", "cbak", "covl")})
-        if len(labels) > 1:
-            entry["pesq_std_over_seeds"] = float(
-                np.std([res[lb]["mean"]["pesq"] for lb in labels], ddof=1)
-            )
+        if len(labels) > 1:  # the spread of each metric's mean over seeds
+            for k in ("pesq", "stoi", "csig", "cbak", "covl"):
+                entry[f"{k}_std_over_seeds"] = float(
+                    np.std([res[lb]["mean"][k] for lb in labels], ddof=1)
+                )
         entry["files"] = res[labels[0]]["count"]
         entry["failed"] = max(res[lb]["failed"] for lb in labels)
         table.append(entry)
@@ -484,15 +517,26 @@ def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[di
 
 
 def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)) -> list[dict]:
-    """Per metric: mean over seeds of (method - baseline), paired by file, with 95 % intervals."""
+    """Per metric: the difference (method - baseline), paired by file and seed.
+
+    `diff` and its 95 % t-interval are over files, each file's difference averaged over the
+    seeds (so the interval reflects files, not seeds x files as if independent);
+    `diff_per_seed` lists each seed's mean difference and `diff_std_over_seeds` their spread.
+    """
     res = results[set_name]
     out = []
     for metric in ("pesq", "stoi", "csig", "cbak", "covl"):
-        diffs = []
+        per_file: dict = {}
+        per_seed = []
         for seed in seeds:
             suffix = "" if seed is None else f"_seed{seed}"
             a, b = res[f"student_baseline{suffix}"], res[f"student_{method}{suffix}"]
-            diffs += paired_differences(a, b, metric)
+            d = paired_difference_by_name(a, b, metric)
+            per_seed.append(float(np.mean(list(d.values()))) if d else float("nan"))
+            for name, v in d.items():
+                per_file.setdefault(name, []).append(v)
+        # a file counts when every seed scored it
+        diffs = [float(np.mean(v)) for v in per_file.values() if len(v) == len(seeds)]
         m, lo, hi = mean_ci(diffs)
         out.append(
             {
@@ -502,6 +546,11 @@ def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)
                 "ci_low": lo,
                 "ci_high": hi,
                 "pairs": len(diffs),
+                "seeds": len(seeds),
+                "diff_per_seed": per_seed,
+                "diff_std_over_seeds": float(np.std(per_seed, ddof=1))
+                if len(per_seed) > 1
+                else float("nan"),
             }
         )
     return out

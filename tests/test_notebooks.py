@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import nbformat
+import numpy as np
 import pytest
 
 from sekd.reproduce import notebooks, parse_params, reproduce
@@ -133,10 +134,19 @@ def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch):
     restored = study.load_run_model("smoke", "student_baseline")
     for k, v in model.state_dict().items():
         assert (restored.state_dict()[k] == v).all()
+    # weights="cpu" in a notebook: committed runs only, a missing one is an error, not training
+    assert study.committed_runs("smoke") == ["student_baseline"]
+    monkeypatch.setitem(study._TRAINING, "allowed", True)
+    assert study.use_committed("smoke") == "smoke"
+    with pytest.raises(RuntimeError, match="student_kd_only .*not committed.*student_baseline"):
+        study.ensure_run("smoke", "student_kd_only")
+    assert not (tmp_path / "runs" / "smoke" / "student_kd_only" / "last.pt").exists()
+    with pytest.raises(ValueError, match="nope"):
+        study.use_committed("nope")
 
 
 def test_paired_differences_pair_by_name_and_skip_failures():
-    from sekd.study import paired_differences
+    from sekd.study import paired_difference_by_name
 
     a = {
         "files": [
@@ -152,4 +162,39 @@ def test_paired_differences_pair_by_name_and_skip_failures():
             {"name": "z", "pesq": float("nan"), "error": "PESQ failed"},
         ]
     }
-    assert paired_differences(a, b, "pesq") == [-0.5, 0.5]
+    assert paired_difference_by_name(a, b, "pesq") == {"x": -0.5, "y": 0.5}
+
+
+def _result(scores: dict) -> dict:
+    return {
+        "files": [
+            {"name": n, "error": "" if v == v else "failed"} | {m: v for m in METRIC_KEYS}
+            for n, v in scores.items()
+        ]
+    }
+
+
+METRIC_KEYS = ("pesq", "stoi", "csig", "cbak", "covl")
+
+
+def test_distillation_effect_averages_each_file_over_seeds():
+    """The interval is over files (each file's difference averaged over seeds), a file missing
+    in one seed is left out, and the per-seed means and their spread are reported."""
+    from sekd.study import distillation_effect, mean_ci
+
+    nan = float("nan")
+    res = {
+        "voicebank": {
+            "student_baseline": _result({"a": 1.0, "b": 2.0, "c": 3.0}),
+            "student_mvat_dual_q1": _result({"a": 1.5, "b": 2.1, "c": 3.3}),
+            "student_baseline_seed1": _result({"a": 1.0, "b": 2.0, "c": 3.0}),
+            "student_mvat_dual_q1_seed1": _result({"a": 1.1, "b": 2.3, "c": nan}),
+        }
+    }
+    (e,) = [r for r in distillation_effect(res, "voicebank", "mvat_dual_q1", (None, 1))
+            if r["metric"] == "pesq"]  # fmt: skip
+    assert e["pairs"] == 2 and e["seeds"] == 2  # file c failed in seed 1
+    assert e["diff"] == pytest.approx(((0.5 + 0.1) / 2 + (0.1 + 0.3) / 2) / 2)
+    assert (e["ci_low"], e["ci_high"]) == pytest.approx(mean_ci([0.3, 0.2])[1:])
+    assert e["diff_per_seed"] == pytest.approx([0.3, 0.2])
+    assert e["diff_std_over_seeds"] == pytest.approx(np.std([0.3, 0.2], ddof=1))
