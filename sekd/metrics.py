@@ -13,14 +13,12 @@ from __future__ import annotations
 import functools
 import math
 import os
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import scipy.fft
 from pesq import pesq as _pesq
-from pystoi import stoi as _stoi
 from tqdm.auto import tqdm
 
 METRICS = ("pesq", "stoi", "csig", "cbak", "covl", "llr", "wss", "segsnr")
@@ -67,21 +65,61 @@ def pesq_nb_raw(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> fl
     return (4.6607 - math.log(4.0 / (mos - 0.999) - 1.0)) / 1.4945
 
 
-def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
-    """Classic STOI (pystoi, extended=False) as a fraction.
+def _hop_frames(x: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """pystoi's framing, range(0, len(x) - win, hop), as a strided view (n, win)."""
+    n = len(range(0, len(x) - win, hop))
+    if n == 0:
+        return np.empty((0, win))
+    return np.lib.stride_tricks.sliding_window_view(x, win)[: n * hop : hop][:n]
 
-    pystoi answers a too-short or mostly silent signal with a warning and 1e-5; that becomes a
+
+def _stoi_parts():
+    import importlib
+
+    return importlib.import_module("pystoi.stoi"), importlib.import_module("pystoi.utils")
+
+
+def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
+    """Classic STOI (Taal et al. 2011) as a fraction: pystoi's algorithm (extended=False) with
+    its constants, Octave-compatible resampler, band matrix and overlap-add, and its per-frame
+    Python loops (silent-frame removal, STFT, segments) as array operations. Equal to
+    `pystoi.stoi` to float rounding (tested on every bundled pair); about twice as fast.
+
+    pystoi answers a too-short or mostly silent signal with a warning and 1e-5; that is a
     MetricError here, so it is reported per file and never averaged in as a near-zero score.
     """
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        value = _stoi(
-            np.asarray(clean, np.float64), np.asarray(enhanced, np.float64), sr, extended=False
-        )
-    for w in caught:
-        if "Not enough STFT frames" in str(w.message):
-            raise MetricError("STOI failed: not enough non-silent frames (signal too short)")
-    return float(value)
+    S, U = _stoi_parts()
+    x, y = np.asarray(clean, np.float64), np.asarray(enhanced, np.float64)
+    if x.shape != y.shape:
+        raise MetricError(f"STOI: lengths differ, {x.shape} vs {y.shape}")
+    if sr != S.FS:
+        x, y = U.resample_oct(x, S.FS, sr), U.resample_oct(y, S.FS, sr)
+    win, hop = S.N_FRAME, S.N_FRAME // 2
+    w = np.hanning(win + 2)[1:-1]
+    # silent-frame removal: frames more than DYN_RANGE dB below the loudest clean frame go
+    xf, yf = _hop_frames(x, win, hop) * w, _hop_frames(y, win, hop) * w
+    energy = 20 * np.log10(np.linalg.norm(xf, axis=1) + U.EPS)
+    keep = (np.max(energy, initial=-np.inf) - S.DYN_RANGE - energy) < 0
+    if keep.sum() < S.N:  # fewer frames than one segment can hold
+        raise MetricError("STOI failed: not enough non-silent frames (signal too short)")
+    x, y = U._overlap_and_add(xf[keep], hop), U._overlap_and_add(yf[keep], hop)
+    X = np.fft.rfft(_hop_frames(x, win, hop) * w, n=S.NFFT, axis=1).T
+    Y = np.fft.rfft(_hop_frames(y, win, hop) * w, n=S.NFFT, axis=1).T
+    if X.shape[-1] < S.N:
+        raise MetricError("STOI failed: not enough non-silent frames (signal too short)")
+    # one-third octave bands, then every window of N frames: (segments, bands, N)
+    x_tob, y_tob = np.sqrt(S.OBM @ np.abs(X) ** 2), np.sqrt(S.OBM @ np.abs(Y) ** 2)
+    xs = np.lib.stride_tricks.sliding_window_view(x_tob, S.N, axis=1).transpose(1, 0, 2)
+    ys = np.lib.stride_tricks.sliding_window_view(y_tob, S.N, axis=1).transpose(1, 0, 2)
+    scale = np.linalg.norm(xs, axis=2, keepdims=True) / (
+        np.linalg.norm(ys, axis=2, keepdims=True) + U.EPS
+    )
+    yp = np.minimum(ys * scale, xs * (1 + 10 ** (-S.BETA / 20)))
+    yp = yp - yp.mean(2, keepdims=True)
+    xc = xs - xs.mean(2, keepdims=True)
+    yp /= np.linalg.norm(yp, axis=2, keepdims=True) + U.EPS
+    xc /= np.linalg.norm(xc, axis=2, keepdims=True) + U.EPS
+    return float(np.sum(yp * xc) / (xc.shape[0] * xc.shape[1]))
 
 
 # ------------------------------------------------------------------------------------ composite

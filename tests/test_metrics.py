@@ -166,3 +166,36 @@ def test_llr_autocorrelation_equals_direct_lagged_sums():
     w = frames.shape[1]
     direct = np.stack([(frames[:, : w - k] * frames[:, k:]).sum(1) for k in range(17)], 1)
     np.testing.assert_allclose(lags, direct, rtol=1e-10, atol=1e-10)
+
+
+def test_stoi_equals_pystoi_on_every_bundled_pair(corpus):
+    """sekd's array version of STOI against the maintained reference, file by file."""
+    from pystoi import stoi as reference
+
+    from sekd.metrics import stoi
+
+    pairs = [corpus.pair_dirs("voicebank_demand", "test"), corpus.pair_dirs("dns")]
+    n = 0
+    for nd, cd in pairs:
+        for c in sorted(cd.iterdir()):
+            x, y = read_audio(c).astype(np.float64), read_audio(nd / c.name).astype(np.float64)
+            assert stoi(x, y) == pytest.approx(reference(x, y, 16_000), abs=1e-12), c.name
+            n += 1
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(24_000) * np.repeat(rng.uniform(0, 1, 24), 1000)  # silent parts
+    y = x + 0.3 * rng.standard_normal(24_000)
+    for sr in (16_000, 10_000, 8_000):
+        assert stoi(x, y, sr) == pytest.approx(reference(x, y, sr), abs=1e-12)
+    assert n >= 34
+
+
+def test_stoi_too_short_or_silent_is_an_error_not_1e5():
+    from sekd.metrics import MetricError, stoi
+
+    x = np.random.default_rng(2).standard_normal(4_000)
+    with pytest.raises(MetricError, match="not enough non-silent frames"):
+        stoi(x, x)
+    with pytest.raises(MetricError, match="not enough non-silent frames"):
+        stoi(np.zeros(100), np.zeros(100))
+    with pytest.raises(MetricError, match="lengths differ"):
+        stoi(x, x[:-1])
