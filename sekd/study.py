@@ -325,6 +325,24 @@ def snr_study(profile: str, retrain: bool = False) -> dict:
     return out
 
 
+def snr_voicebank(profile: str, retrain: bool = False) -> list[dict]:
+    """S1 and S2 (and the noisy input) on the VoiceBank-DEMAND test pairs, all metrics: the
+    MV-AT study's test set, so both studies' students can be compared on the same files."""
+    cfg = run_config(profile, "student_baseline")
+    pairs = voicebank_pairs(limit=cfg.eval.voicebank_files)
+    rows = []
+    for label in ("noisy", "snr_s1", "snr_s2"):
+        if label == "noisy":
+            model = Identity()
+        else:
+            ensure_run(profile, label, retrain=retrain)
+            model = load_run_model(profile, label)
+        r = evaluate(profile, label, model, pairs, "voicebank", reuse=not retrain)
+        means = {k: r["mean"][k] for k in ("pesq", "stoi", "csig", "cbak", "covl")}
+        rows.append({"model": label, **means, "files": r["count"], "failed": r["failed"]})
+    return rows
+
+
 def _by(rows, key):
     groups: dict = {}
     for r in rows:
@@ -420,6 +438,7 @@ __all__ = [
     "save_figure",
     "snr_study",
     "snr_tables",
+    "snr_voicebank",
     "summarize",
     "voicebank_pairs",
     "write_table",
