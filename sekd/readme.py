@@ -49,26 +49,31 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
     lines += [_row(r) for r in rows]
     lines.append("")
     lines.append("With several seeds, a cell is the mean over seeds ± the std of the seeds' means.")
-    t3 = res / "mvat_table3_voicebank.json"
-    if t3.is_file():
+    header = [
+        "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    extra = (
+        ("mvat_table1_premix", "The same models on the pre-mixed test set (corpus test speech x "
+         "the training noises' test parts)"),
+        ("mvat_table3_voicebank", "Table 3 rows (ablations), VoiceBank-DEMAND pairs"),
+    )  # fmt: skip
+    for name, title in extra:
+        f = res / f"{name}.json"
+        if f.is_file():
+            lines += ["", f"{title}, from `results/{profile}/{name}.json`:", "", *header]
+            lines += [_row(r) for r in json.loads(f.read_text())]
+    paper = {"mvat_dual_q1": 0.06, "mvat_dual_kd": 0.07}  # the paper's Table 1, 1.5GF
+    for set_name, title in (("voicebank", "VoiceBank-DEMAND pairs"), ("premix", "pre-mixed set")):
+        eff = res / f"mvat_effect_{set_name}.json"
+        if not eff.is_file():
+            continue
         lines += [
             "",
-            f"Table 3 rows (ablations), same files, from `results/{profile}/mvat_table3_voicebank"
-            ".json`:",
-            "",
-            "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        lines += [_row(r) for r in json.loads(t3.read_text())]
-    eff = res / "mvat_effect_voicebank.json"
-    if eff.is_file():
-        lines += [
-            "",
-            "Distillation effect on PESQ, paired by file (mean difference to the baseline,"
-            " 95 % CI):",
+            f"Distillation effect on PESQ, {title}, paired by file (mean difference to the "
+            f"baseline, 95 % CI; `results/{profile}/mvat_effect_{set_name}.json`):",
             "",
         ]
-        paper = {"mvat_dual_q1": 0.06, "mvat_dual_kd": 0.07}  # the paper's Table 1, 1.5GF
         for e in json.loads(eff.read_text()):
             if e["metric"] == "pesq":
                 verdict = (
@@ -87,21 +92,23 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
                     f"over {e['pairs']} files, each averaged over {seeds} seed(s){per_seed}; "
                     f"this {verdict} the paper's {paper.get(e['method'], float('nan')):+.2f}"
                 )
-    by = {r["model"]: r for r in rows}
-    if {"noisy", "teacher", "student_baseline"} <= set(by):
-        t, n, b = by["teacher"]["pesq"], by["noisy"]["pesq"], by["student_baseline"]["pesq"]
-        lines += [
-            "",
-            f"The CPU-scale teacher scores PESQ {t:.3f} on these files, "
-            f"{'below' if t < n else 'above'} the noisy input ({n:.3f}) and "
-            f"{'below' if t < b else 'above'} the baseline student ({b:.3f}): "
-            + (
-                "a teacher that does not enhance these files has little to transfer, and here "
-                "distilling from it costs the student quality."
-                if t < b
-                else "the teacher is stronger than the student, as distillation assumes."
-            ),
-        ]
+    for set_name, title in (("voicebank", "VoiceBank-DEMAND pairs"), ("premix", "pre-mixed set")):
+        f = res / f"mvat_table1_{set_name}.json"
+        by = {r["model"]: r for r in json.loads(f.read_text())} if f.is_file() else {}
+        if {"noisy", "teacher", "student_baseline"} <= set(by):
+            t, n, b = by["teacher"]["pesq"], by["noisy"]["pesq"], by["student_baseline"]["pesq"]
+            lines += [
+                "",
+                f"On the {title} the CPU-scale teacher scores PESQ {t:.3f}, "
+                f"{'below' if t < n else 'above'} the noisy input ({n:.3f}) and "
+                f"{'below' if t < b else 'above'} the baseline student ({b:.3f})"
+                + (
+                    ": a teacher weaker than its student, the opposite of what distillation "
+                    "assumes."
+                    if t < b
+                    else "."
+                ),
+            ]
     fig = res / "figures" / "05_maps_after.png"
     if fig.is_file():
         lines += [
