@@ -198,3 +198,31 @@ def test_distillation_effect_averages_each_file_over_seeds():
     assert (e["ci_low"], e["ci_high"]) == pytest.approx(mean_ci([0.3, 0.2])[1:])
     assert e["diff_per_seed"] == pytest.approx([0.3, 0.2])
     assert e["diff_std_over_seeds"] == pytest.approx(np.std([0.3, 0.2], ddof=1))
+
+
+def test_snr_effect_pairs_s2_with_s1_by_file_and_per_snr():
+    from sekd.study import mean_ci, snr_effect
+
+    def res(vals):
+        return {
+            "files": [
+                {"name": n, "snr": snr, "pesq": v, "stoi": v / 4, "error": ""} for n, snr, v in vals
+            ]
+        }
+
+    grid = [("a", -5.0, 1.0), ("b", -5.0, 1.2), ("c", 10.0, 2.0), ("d", 10.0, 2.4)]
+    out = snr_effect(
+        {
+            "noisy": res(grid),
+            "snr_s1": res(grid),
+            "snr_s2": res([(n, s, v + d) for (n, s, v), d in zip(grid, (0.1, 0.3, 0.0, -0.1))]),
+        }
+    )
+    by = {(r["metric"], r["snr"]): r for r in out}
+    assert by[("pesq", "all")]["pairs"] == 4
+    assert by[("pesq", "all")]["diff"] == pytest.approx(0.075)
+    assert (by[("pesq", "-5 dB")]["ci_low"], by[("pesq", "-5 dB")]["ci_high"]) == pytest.approx(
+        mean_ci([0.1, 0.3])[1:]
+    )
+    assert by[("pesq", "+10 dB")]["diff"] == pytest.approx(-0.05)
+    assert by[("stoi", "all")]["diff"] == pytest.approx(0.075 / 4)
