@@ -83,6 +83,7 @@ def reproduce(
 
     record = {
         "profile": profile,
+        "parameters": parameters or {},
         "seconds": dict(times),
         "total_seconds": total,
         "cpus": os.cpu_count(),
