@@ -11,6 +11,7 @@ wideband PESQ at 16 kHz by default (the convention of MANNER, DEMUCS and CMGAN e
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -19,9 +20,14 @@ from pathlib import Path
 import numpy as np
 import scipy.fft
 from pesq import pesq as _pesq
+from pystoi import utils as _stoi_utils
 from tqdm.auto import tqdm
 
+# pystoi's module (its package rebinds the name `pystoi.stoi` to the function): constants
+_STOI = importlib.import_module("pystoi.stoi")
+
 METRICS = ("pesq", "stoi", "csig", "cbak", "covl", "llr", "wss", "segsnr")
+QUALITY = METRICS[:5]  # the quality measures of the tables; the composite parts stay per file
 EPS = np.finfo(np.float64).eps
 
 # Klatt's 25 critical bands (centre, bandwidth in Hz), as in composite.m's wss().
@@ -73,12 +79,6 @@ def _hop_frames(x: np.ndarray, win: int, hop: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(x, win)[: n * hop : hop][:n]
 
 
-def _stoi_parts():
-    import importlib
-
-    return importlib.import_module("pystoi.stoi"), importlib.import_module("pystoi.utils")
-
-
 def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
     """Classic STOI (Taal et al. 2011) as a fraction: pystoi's algorithm (extended=False) with
     its constants, Octave-compatible resampler, band matrix and overlap-add, and its per-frame
@@ -88,7 +88,7 @@ def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
     pystoi answers a too-short or mostly silent signal with a warning and 1e-5; that is a
     MetricError here, so it is reported per file and never averaged in as a near-zero score.
     """
-    S, U = _stoi_parts()
+    S, U = _STOI, _stoi_utils
     x, y = np.asarray(clean, np.float64), np.asarray(enhanced, np.float64)
     if x.shape != y.shape:
         raise MetricError(f"STOI: lengths differ, {x.shape} vs {y.shape}")
@@ -100,13 +100,13 @@ def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
     xf, yf = _hop_frames(x, win, hop) * w, _hop_frames(y, win, hop) * w
     energy = 20 * np.log10(np.linalg.norm(xf, axis=1) + U.EPS)
     keep = (np.max(energy, initial=-np.inf) - S.DYN_RANGE - energy) < 0
-    if keep.sum() < S.N:  # fewer frames than one segment can hold
+    # k kept frames overlap-add to (k - 1) hop + win samples, which give k - 1 STFT frames;
+    # pystoi needs N of them for one segment
+    if keep.sum() - 1 < S.N:
         raise MetricError("STOI failed: not enough non-silent frames (signal too short)")
     x, y = U._overlap_and_add(xf[keep], hop), U._overlap_and_add(yf[keep], hop)
     X = np.fft.rfft(_hop_frames(x, win, hop) * w, n=S.NFFT, axis=1).T
     Y = np.fft.rfft(_hop_frames(y, win, hop) * w, n=S.NFFT, axis=1).T
-    if X.shape[-1] < S.N:
-        raise MetricError("STOI failed: not enough non-silent frames (signal too short)")
     # one-third octave bands, then every window of N frames: (segments, bands, N)
     x_tob, y_tob = np.sqrt(S.OBM @ np.abs(X) ** 2), np.sqrt(S.OBM @ np.abs(Y) ** 2)
     xs = np.lib.stride_tricks.sliding_window_view(x_tob, S.N, axis=1).transpose(1, 0, 2)

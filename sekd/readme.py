@@ -10,8 +10,16 @@ import argparse
 import json
 
 from .data.corpus import REPO_ROOT
+from .metrics import QUALITY
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+HEADER = [
+    "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+SETS = (("voicebank", "VoiceBank-DEMAND pairs"), ("premix", "pre-mixed set"))
 
 
 def _fmt(v, nd=3):
@@ -25,7 +33,7 @@ def _cell(r: dict, k: str) -> str:
 
 def _row(r: dict) -> str:
     gmacs = _fmt(r.get("gmacs_paper"), 2) if "gmacs_paper" in r else ""
-    cells = " | ".join(_cell(r, k) for k in ("pesq", "stoi", "csig", "cbak", "covl"))
+    cells = " | ".join(_cell(r, k) for k in QUALITY)
     return f"| {r['model']} | {r['seeds']} | {r.get('params', '')} | {gmacs} | {cells} |"
 
 
@@ -80,16 +88,11 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
         "comparable between these models, not with published full-set numbers). Written by",
         f"`python -m sekd.readme` from `results/{profile}/mvat_table1_voicebank.json`.",
         "",
-        "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *HEADER,
     ]
     lines += [_row(r) for r in rows]
     lines.append("")
     lines.append("With several seeds, a cell is the mean over seeds ± the std of the seeds' means.")
-    header = [
-        "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
     extra = (
         ("mvat_table1_premix", "The same models on the pre-mixed test set (corpus test speech x "
          "the training noises' test parts)"),
@@ -98,10 +101,10 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
     for name, title in extra:
         f = res / f"{name}.json"
         if f.is_file():
-            lines += ["", f"{title}, from `results/{profile}/{name}.json`:", "", *header]
+            lines += ["", f"{title}, from `results/{profile}/{name}.json`:", "", *HEADER]
             lines += [_row(r) for r in json.loads(f.read_text())]
     paper = {"mvat_dual_q1": 0.06, "mvat_dual_kd": 0.07}  # the paper's Table 1, 1.5GF
-    for set_name, title in (("voicebank", "VoiceBank-DEMAND pairs"), ("premix", "pre-mixed set")):
+    for set_name, title in SETS:
         eff = res / f"mvat_effect_{set_name}.json"
         if not eff.is_file():
             continue
@@ -129,7 +132,7 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
                     f"over {e['pairs']} files, each averaged over {seeds} seed(s){per_seed}; "
                     f"this {verdict} the paper's {paper.get(e['method'], float('nan')):+.2f}"
                 )
-    for set_name, title in (("voicebank", "VoiceBank-DEMAND pairs"), ("premix", "pre-mixed set")):
+    for set_name, title in SETS:
         f = res / f"mvat_table1_{set_name}.json"
         by = {r["model"]: r for r in json.loads(f.read_text())} if f.is_file() else {}
         if {"noisy", "teacher", "student_baseline"} <= set(by):

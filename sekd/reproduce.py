@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import sys
 import time
 from pathlib import Path
@@ -77,10 +80,6 @@ def reproduce(
         export_html(target)
         times.append((book.name, time.perf_counter() - t0))
     total = sum(t for _, t in times)
-    import json
-    import os
-    import platform
-
     record = {
         "profile": profile,
         "parameters": parameters or {},

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import fcntl
 import json
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ from .config import RunConfig, load_config
 from .data import Corpus, PremixedTestSet, PremixSpec, build_premixed
 from .data.corpus import REPO_ROOT
 from .evaluate_cli import write_results
-from .metrics import METRICS, evaluate_model, summarize
+from .metrics import METRICS, QUALITY, evaluate_model, summarize
 from .models import save_model
 from .routing import snr_band
 from .train import load_trained, read_metrics, train
@@ -112,8 +113,6 @@ def committed_dir(profile: str, name: str, seed: int | None = None) -> Path:
 
 def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
     """Copy a finished run's best model (weights only) and its logs to checkpoints/, for git."""
-    import shutil
-
     src, dst = run_dir(profile, name, seed), committed_dir(profile, name, seed)
     dst.mkdir(parents=True, exist_ok=True)
     save_model(
@@ -133,8 +132,6 @@ def committed_runs(profile: str) -> list[str]:
 
 
 def _restore_committed(profile: str, name: str, seed: int | None, out: Path) -> bool:
-    import shutil
-
     src = committed_dir(profile, name, seed)
     if not (src / "model.pt").is_file():
         return False
@@ -359,7 +356,7 @@ def snr_voicebank(profile: str, retrain: bool = False) -> list[dict]:
             ensure_run(profile, label, retrain=retrain)
             model = load_run_model(profile, label)
         r = evaluate(profile, label, model, pairs, "voicebank", reuse=not retrain)
-        means = {k: r["mean"][k] for k in ("pesq", "stoi", "csig", "cbak", "covl")}
+        means = {k: r["mean"][k] for k in QUALITY}
         rows.append({"model": label, **means, "files": r["count"], "failed": r["failed"]})
     return rows
 
@@ -545,9 +542,9 @@ def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[di
         if base != "noisy":
             preset = run_config(profile, "teacher" if base == "teacher" else base).model.preset
             entry.update(model_efficiency(preset))
-        entry.update({k: means[k] for k in ("pesq", "stoi", "csig", "cbak", "covl")})
+        entry.update({k: means[k] for k in QUALITY})
         if len(labels) > 1:  # the spread of each metric's mean over seeds
-            for k in ("pesq", "stoi", "csig", "cbak", "covl"):
+            for k in QUALITY:
                 entry[f"{k}_std_over_seeds"] = float(
                     np.std([res[lb]["mean"][k] for lb in labels], ddof=1)
                 )
@@ -566,7 +563,7 @@ def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)
     """
     res = results[set_name]
     out = []
-    for metric in ("pesq", "stoi", "csig", "cbak", "covl"):
+    for metric in QUALITY:
         per_file: dict = {}
         per_seed = []
         for seed in seeds:
