@@ -198,7 +198,9 @@ class GlobalAttention(nn.Module):
     def forward(self, chunks: torch.Tensor, return_probs: bool = False, literal: bool = False):
         """(B, n, P, K) -> (B, n, P, K) and, if asked, the probabilities (B * n, P, P)."""
         B, n, P, K = chunks.shape
-        t = chunks.reshape(B * n, P, K)  # (B n, P, K)
+        # chunks overlap (a strided view); one copy lets the three projections run as single
+        # matrix products instead of per-example bmm on an expanded weight (~10 % of a step)
+        t = chunks.reshape(B * n, P, K).contiguous()  # (B n, P, K)
         q, k, v = self.query(t), self.key(t), self.value(t)
         probs = None
         if return_probs or literal:
