@@ -79,11 +79,54 @@ def _hop_frames(x: np.ndarray, win: int, hop: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(x, win)[: n * hop : hop][:n]
 
 
+def resample_poly(x: np.ndarray, up: int, down: int, window: np.ndarray) -> np.ndarray:
+    """`scipy.signal.resample_poly(x, up, down, axis=-1, window=window)` (zero padding) as a
+    few matrix products instead of upfirdn's scalar loop; equal to float rounding (tested).
+
+    Output sample up * j + phi is sum_d x[down * j + d] h[phi * down - up * d]: with x cut into
+    rows of `down` samples, each output row j (of `up` samples) is a sum over a few consecutive
+    input rows, each times a (down, up) block of the filter.
+    """
+    g = math.gcd(int(up), int(down))
+    up, down = int(up) // g, int(down) // g
+    x = np.asarray(x, np.float64)
+    n_in = x.shape[-1]
+    n_out = -(-n_in * up // down)
+    h = np.asarray(window, np.float64) * up
+    half_len = (h.size - 1) // 2
+    # resample_poly's alignment: zeros in front of the filter put output samples at its centre
+    n_pre_pad = down - half_len % down
+    first = (half_len + n_pre_pad) // down  # first output sample kept
+    h = np.concatenate([np.zeros(n_pre_pad), h])
+    d_lo = -((h.size - 1) // up)
+    n_rows = -(-((up - 1) * down // up - d_lo + 1) // down)  # input rows per output row
+    d = np.arange(d_lo, d_lo + n_rows * down)[:, None]
+    k = np.arange(up)[None, :] * down - up * d  # (n_rows * down, up) filter indices
+    G = np.where((k >= 0) & (k < h.size), h[np.clip(k, 0, h.size - 1)], 0.0)
+    j0, j1 = first // up, -(-(first + n_out) // up)
+    rows = j1 + n_rows - 1
+    padded = np.zeros(x.shape[:-1] + (rows * down,))
+    n_copy = min(n_in, rows * down + d_lo)
+    padded[..., -d_lo : -d_lo + n_copy] = x[..., :n_copy]
+    B = padded.reshape(x.shape[:-1] + (rows, down))
+    Y = np.zeros(x.shape[:-1] + (j1 - j0, up))
+    for r in range(n_rows):
+        Y += B[..., j0 + r : j1 + r, :] @ G[r * down : (r + 1) * down]
+    start = first - j0 * up
+    return Y.reshape(x.shape[:-1] + (-1,))[..., start : start + n_out]
+
+
+@functools.lru_cache(maxsize=8)
+def _stoi_window(fs: int, sr: int) -> np.ndarray:
+    h = _stoi_utils._resample_window_oct(fs, sr)
+    return h / np.sum(h)
+
+
 def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
     """Classic STOI (Taal et al. 2011) as a fraction: pystoi's algorithm (extended=False) with
-    its constants, Octave-compatible resampler, band matrix and overlap-add, and its per-frame
-    Python loops (silent-frame removal, STFT, segments) as array operations. Equal to
-    `pystoi.stoi` to float rounding (tested on every bundled pair); about twice as fast.
+    its constants, resampling filter, band matrix and overlap-add, and its per-frame Python
+    loops (silent-frame removal, STFT, segments) and resampler loop as array operations. Equal
+    to `pystoi.stoi` to float rounding (tested on every bundled pair and other rates).
 
     pystoi answers a too-short or mostly silent signal with a warning and 1e-5; that is a
     MetricError here, so it is reported per file and never averaged in as a near-zero score.
@@ -93,7 +136,8 @@ def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
     if x.shape != y.shape:
         raise MetricError(f"STOI: lengths differ, {x.shape} vs {y.shape}")
     if sr != S.FS:
-        x, y = U.resample_oct(x, S.FS, sr), U.resample_oct(y, S.FS, sr)
+        # pystoi's Octave-compatible resampler (its filter), run as `resample_poly` above
+        x, y = resample_poly(np.stack([x, y]), S.FS, sr, _stoi_window(S.FS, sr))
     win, hop = S.N_FRAME, S.N_FRAME // 2
     w = np.hanning(win + 2)[1:-1]
     # silent-frame removal: frames more than DYN_RANGE dB below the loudest clean frame go
@@ -105,10 +149,16 @@ def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
     if keep.sum() - 1 < S.N:
         raise MetricError("STOI failed: not enough non-silent frames (signal too short)")
     x, y = U._overlap_and_add(xf[keep], hop), U._overlap_and_add(yf[keep], hop)
-    X = np.fft.rfft(_hop_frames(x, win, hop) * w, n=S.NFFT, axis=1).T
-    Y = np.fft.rfft(_hop_frames(y, win, hop) * w, n=S.NFFT, axis=1).T
+    # both STFTs in one FFT call, frames zero-padded to NFFT; |.|^2 from the (re, im) pairs
+    nf = len(range(0, len(x) - win, hop))
+    frames = np.zeros((2, nf, S.NFFT))
+    np.multiply(_hop_frames(x, win, hop), w, out=frames[0, :, :win])
+    np.multiply(_hop_frames(y, win, hop), w, out=frames[1, :, :win])
+    v = scipy.fft.rfft(frames, axis=2).view(np.float64)
+    np.square(v, out=v)
+    power = v[..., 0::2] + v[..., 1::2]  # (2, frames, NFFT / 2 + 1)
     # one-third octave bands, then every window of N frames: (segments, bands, N)
-    x_tob, y_tob = np.sqrt(S.OBM @ np.abs(X) ** 2), np.sqrt(S.OBM @ np.abs(Y) ** 2)
+    x_tob, y_tob = np.sqrt(S.OBM @ power.transpose(0, 2, 1))
     xs = np.lib.stride_tricks.sliding_window_view(x_tob, S.N, axis=1).transpose(1, 0, 2)
     ys = np.lib.stride_tricks.sliding_window_view(y_tob, S.N, axis=1).transpose(1, 0, 2)
     scale = np.linalg.norm(xs, axis=2, keepdims=True) / (
@@ -123,32 +173,56 @@ def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
 
 
 # ------------------------------------------------------------------------------------ composite
-def _frames(x: np.ndarray, sr: int) -> np.ndarray:
-    """(n_frames, win) Hann-windowed 30 ms frames with a quarter-window hop, as composite.m."""
+FRAME_CHUNK = 64  # frames per FFT batch: ~0.5 MB buffers that stay in cache and are reused
+
+
+def _frame_measures(clean: np.ndarray, proc: np.ndarray, sr: int):
+    """composite.m's framing (30 ms Hann frames, quarter-window hop) of both signals, in one
+    pass over chunks of frames: the power spectra |FFT|^2 of each frame zero-padded to
+    `_n_fft(win)` (bins 0 .. n_fft / 2), and per frame the energies of the clean frame and of
+    the difference (for segSNR). Returns (clean_pow, proc_pow, clean_energy, noise_energy).
+
+    Chunking keeps the working set in cache and reuses its buffers; whole-signal arrays of
+    frames made it ~40 % slower (page faults on fresh multi-MB arrays).
+    """
     win = _mround(30 * sr / 1000)
     hop = win // 4
-    n = int(np.floor(len(x) / hop - win / hop))
+    n = max(int(np.floor(len(clean) / hop - win / hop)), 0)
     window = 0.5 * (1 - np.cos(2 * np.pi * np.arange(1, win + 1) / (win + 1)))
-    return np.lib.stride_tricks.sliding_window_view(x, win)[: n * hop : hop] * window
+    n_fft = _n_fft(win)
+    if n == 0:  # shorter than a frame
+        return (
+            np.empty((0, n_fft // 2 + 1)),
+            np.empty((0, n_fft // 2 + 1)),
+            np.empty(0),
+            np.empty(0),
+        )
+    frames = [
+        np.lib.stride_tricks.sliding_window_view(x, win)[: n * hop : hop] for x in (clean, proc)
+    ]
+    powers = [np.empty((n, n_fft // 2 + 1)) for _ in range(2)]
+    energy, noise = np.empty(n), np.empty(n)
+    bufs = [np.zeros((FRAME_CHUNK, n_fft)) for _ in range(2)]
+    for i in range(0, n, FRAME_CHUNK):
+        m = min(FRAME_CHUNK, n - i)
+        for f, buf, pw in zip(frames, bufs, powers):
+            np.multiply(f[i : i + m], window, out=buf[:m, :win])
+            v = scipy.fft.rfft(buf[:m], axis=1).view(np.float64)  # (re, im) pairs
+            np.square(v, out=v)
+            np.add(v[:, 0::2], v[:, 1::2], out=pw[i : i + m])
+        c, d = bufs[0][:m, :win], bufs[0][:m, :win] - bufs[1][:m, :win]
+        energy[i : i + m] = np.einsum("ij,ij->i", c, c)
+        noise[i : i + m] = np.einsum("ij,ij->i", d, d)
+    return powers[0], powers[1], energy, noise
 
 
 def _n_fft(win: int) -> int:
     return 2 ** int(np.ceil(np.log2(2 * win)))
 
 
-def _power(frames: np.ndarray) -> np.ndarray:
-    """|FFT|^2 of each frame zero-padded to n_fft (>= 2 win), bins 0 .. n_fft / 2."""
-    spec = scipy.fft.rfft(frames, _n_fft(frames.shape[1]), axis=1)
-    power = np.square(spec.real)
-    power += np.square(spec.imag)
-    return power
-
-
-def segsnr(clean_f: np.ndarray, proc_f: np.ndarray) -> np.ndarray:
-    """Frame SNRs in dB, clipped to [-10, 35]."""
-    sig = np.sum(clean_f**2, 1)
-    noise = np.sum((clean_f - proc_f) ** 2, 1)
-    return np.clip(10 * np.log10(sig / (noise + EPS) + EPS), -10, 35)
+def segsnr(clean_energy: np.ndarray, noise_energy: np.ndarray) -> np.ndarray:
+    """Frame SNRs in dB from frame energies, clipped to [-10, 35]."""
+    return np.clip(10 * np.log10(clean_energy / (noise_energy + EPS) + EPS), -10, 35)
 
 
 def _levinson(R: np.ndarray, order: int) -> np.ndarray:
@@ -262,17 +336,16 @@ def composite(
             pesq_score = pesq_nb_raw(c, e, sr)
         else:
             raise ValueError(f"pesq_mode must be 'wb' or 'nb_raw', got {pesq_mode!r}")
-    cf, ef = _frames(c, sr), _frames(e, sr)
-    if len(cf) < 2:
+    cp, ep, energy, noise = _frame_measures(c, e, sr)
+    if len(cp) < 2:
         raise MetricError(f"signal too short for composite measures ({n} samples)")
 
     def trimmed_mean(v):
         return float(np.mean(np.sort(v)[: _mround(len(v) * 0.95)]))
 
-    cp, ep = _power(cf), _power(ef)
     llr_m = trimmed_mean(llr(cp, ep, sr))
     wss_m = trimmed_mean(wss(cp, ep, sr))
-    seg = float(np.mean(segsnr(cf, ef)))
+    seg = float(np.mean(segsnr(energy, noise)))
     clip = lambda v: float(min(5.0, max(1.0, v)))  # noqa: E731
     return {
         "csig": clip(3.093 - 1.029 * llr_m + 0.603 * pesq_score - 0.009 * wss_m),

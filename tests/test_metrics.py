@@ -158,14 +158,19 @@ def test_evaluate_model_runs_whole_utterances(corpus):
 def test_llr_autocorrelation_equals_direct_lagged_sums():
     """The LLR's lags come from the power spectrum by one matrix product; they must equal
     composite.m's direct sums sum_t x[t] x[t + k] (no circular wrap at n_fft >= 2 win)."""
-    from sekd.metrics import _cosines, _frames, _power
+    from sekd.metrics import _cosines, _frame_measures
 
     rng = np.random.default_rng(3)
-    frames = _frames(rng.standard_normal(4000), 16_000)
-    lags = _power(frames) @ _cosines(1024, 16)
-    w = frames.shape[1]
-    direct = np.stack([(frames[:, : w - k] * frames[:, k:]).sum(1) for k in range(17)], 1)
-    np.testing.assert_allclose(lags, direct, rtol=1e-10, atol=1e-10)
+    x, y = rng.standard_normal((2, 4000))
+    power, _, energy, noise = _frame_measures(x, y, 16_000)  # 30 ms frames, 7.5 ms hop
+    window = 0.5 * (1 - np.cos(2 * np.pi * np.arange(1, 481) / 481))
+    f = np.stack([x[i : i + 480] for i in range(0, 4000 - 480 + 1, 120)])[: len(power)] * window
+    g = np.stack([y[i : i + 480] for i in range(0, 4000 - 480 + 1, 120)])[: len(power)] * window
+    assert len(power) == 29 and power.shape[1] == 513
+    direct = np.stack([(f[:, : 480 - k] * f[:, k:]).sum(1) for k in range(17)], 1)
+    np.testing.assert_allclose(power @ _cosines(1024, 16), direct, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(energy, (f**2).sum(1), rtol=1e-12)
+    np.testing.assert_allclose(noise, ((f - g) ** 2).sum(1), rtol=1e-12)
 
 
 def test_stoi_equals_pystoi_on_every_bundled_pair(corpus):
@@ -184,9 +189,37 @@ def test_stoi_equals_pystoi_on_every_bundled_pair(corpus):
     rng = np.random.default_rng(1)
     x = rng.standard_normal(24_000) * np.repeat(rng.uniform(0, 1, 24), 1000)  # silent parts
     y = x + 0.3 * rng.standard_normal(24_000)
-    for sr in (16_000, 10_000, 8_000):
+    for sr in (16_000, 10_000, 8_000, 22_050, 44_100):
         assert stoi(x, y, sr) == pytest.approx(reference(x, y, sr), abs=1e-12)
     assert n >= 34
+
+
+@pytest.mark.parametrize("fs, sr", [(10_000, 16_000), (10_000, 8_000), (10_000, 44_100), (3, 7)])
+@pytest.mark.parametrize("n", [1, 57, 16_001])
+def test_resample_poly_equals_scipy(fs, sr, n):
+    """The matrix-product polyphase resampler against scipy's, on 1-D and stacked signals."""
+    from pystoi.utils import _resample_window_oct
+    from scipy.signal import resample_poly as reference
+
+    from sekd.metrics import resample_poly
+
+    h = _resample_window_oct(fs, sr)
+    h /= h.sum()
+    x = np.random.default_rng(n).standard_normal((2, n))
+    want = reference(x, fs, sr, axis=-1, window=h)
+    got = resample_poly(x, fs, sr, h)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-13 * np.abs(want).max())
+    np.testing.assert_allclose(resample_poly(x[0], fs, sr, h), want[0], rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [0, 100, 479, 480, 500])
+def test_composite_too_short_is_a_metric_error(n):
+    from sekd.metrics import MetricError, composite
+
+    x = np.random.default_rng(n).standard_normal(n)
+    with pytest.raises(MetricError, match=f"too short for composite measures \\({n} samples"):
+        composite(x, x, pesq_score=2.0)
 
 
 def test_stoi_too_short_or_silent_is_an_error_not_1e5():
