@@ -88,7 +88,7 @@ def mrstft_loss(
 
     Shape: estimate, target (B, 1, T) or (B, T) -> (sc, mag), each (B,). The MANNER loss uses
     0.5 * sc + 0.5 * mag. `estimate_mags` / `target_mags` (one magnitude per resolution) skip
-    the STFTs of that side when several losses share them.
+    the STFTs of that side when several losses share them. The target carries no gradient.
     """
     est, tgt = _as_batch(estimate, "estimate"), _as_batch(target, "target")
     _check_same(est, tgt, "mrstft_loss(estimate, target)")
@@ -100,21 +100,49 @@ def mrstft_loss(
 
 
 def _estimate_terms(mags):
-    """(X, log X) per resolution."""
-    return [(X, torch.log(X)) for X in mags]
+    """(X, log X) per resolution; log X carries no graph (`_SpectralDistance` differentiates
+    through X), so one log serves every loss that compares X to a target."""
+    return [(X, torch.log(X.detach())) for X in mags]
 
 
 def _target_terms(mags):
-    """(Y, log Y, ||Y||) per resolution."""
-    return [(Y, torch.log(Y), torch.linalg.vector_norm(Y, dim=(1, 2))) for Y in mags]
+    """(Y, log Y, ||Y||) per resolution, without gradient."""
+    return [
+        (Y, torch.log(Y), torch.linalg.vector_norm(Y, dim=(1, 2)))
+        for Y in (m.detach() for m in mags)
+    ]
+
+
+class _SpectralDistance(torch.autograd.Function):
+    """Per example (B,): spectral convergence ||Y - X||_F / ||Y||_F and mean |log Y - log X|,
+    with a hand-written backward (the gradient reaches X only). Same values as the autograd
+    chain; gradients equal to rounding (tested), in about half the passes over memory."""
+
+    @staticmethod
+    def forward(ctx, X, log_x, Y, log_y, norm_y):
+        diff = Y - X
+        norm_d = torch.linalg.vector_norm(diff, dim=(1, 2))
+        log_diff = log_y - log_x
+        ctx.save_for_backward(X, diff, log_diff, norm_d, norm_y)
+        return norm_d / norm_y, log_diff.abs().mean(dim=(1, 2))
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, g_sc, g_mag):
+        X, diff, log_diff, norm_d, norm_y = ctx.saved_tensors
+        # d sc / dX = -(Y - X) / (||Y - X|| ||Y||), zero where X == Y (as autograd's norm)
+        a = torch.where(norm_d > 0, -g_sc / (norm_d * norm_y), 0.0)[:, None, None]
+        # d mag / dX = -sign(log Y - log X) / (X * count)
+        c = (-g_mag / (X.shape[1] * X.shape[2]))[:, None, None]
+        return a * diff + c * torch.sign(log_diff) / X, None, None, None, None
 
 
 def _mrstft(estimate_terms, target_terms):
     """(sc, mag), each (B,), from `_estimate_terms` and `_target_terms` of the same resolutions."""
     sc = mag = 0.0
     for (X, log_x), (Y, log_y, norm_y) in zip(estimate_terms, target_terms):
-        sc = sc + torch.linalg.vector_norm(Y - X, dim=(1, 2)) / norm_y
-        mag = mag + (log_y - log_x).abs().mean(dim=(1, 2))
+        s, m = _SpectralDistance.apply(X, log_x, Y, log_y, norm_y)
+        sc, mag = sc + s, mag + m
     n = len(target_terms)
     return sc / n, mag / n
 
