@@ -8,10 +8,10 @@ import argparse
 import json
 import os
 import statistics
-import time
 from pathlib import Path
 
 import torch
+from train_speed import interleaved  # benchmarks/ is on the path when run as a script
 
 from sekd.losses import STFT_RESOLUTIONS, estimate_magnitudes, kd_loss, weighted_loss
 
@@ -57,30 +57,23 @@ def sekd_loss(est, clean, noisy, teacher):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=4)
-    ap.add_argument("--seconds", type=float, default=1.0)
-    ap.add_argument("--rounds", type=int, default=30)
+    ap = argparse.ArgumentParser(description="batch of 4 one-second signals, as train_speed")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=30)
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    T = int(args.seconds * 16_000)
-    clean = 0.1 * torch.randn(args.batch, T)
-    noisy = clean + 0.05 * torch.randn(args.batch, T)
-    teacher = clean + 0.02 * torch.randn(args.batch, T)
-    est = (clean + 0.03 * torch.randn(args.batch, T)).requires_grad_()
+    clean = 0.1 * torch.randn(4, 16_000)
+    noisy, teacher = clean + 0.05 * torch.randn(4, 16_000), clean + 0.02 * torch.randn(4, 16_000)
+    est = (clean + 0.03 * torch.randn(4, 16_000)).requires_grad_()
     a, b = plain(est, clean, noisy, teacher), sekd_loss(est, clean, noisy, teacher)
     assert torch.allclose(a, b, rtol=1e-5), (a.item(), b.item())
-    fns = {"plain autograd": plain, "sekd": sekd_loss}
-    times = {k: [] for k in fns}
-    for r in range(args.rounds + 1):  # alternating; the first round warms up
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            fn(est, clean, noisy, teacher).backward()
-            if r:
-                times[k].append(time.perf_counter() - t)
+    fns = {
+        "plain autograd": lambda: plain(est, clean, noisy, teacher).backward(),
+        "sekd": lambda: sekd_loss(est, clean, noisy, teacher).backward(),
+    }
+    times = interleaved(fns, args.rounds)
     med = {k: statistics.median(v) for k, v in times.items()}
     speedup = med["plain autograd"] / med["sekd"]
     for k, v in med.items():
