@@ -66,11 +66,6 @@ def magnitude(spec: torch.Tensor) -> torch.Tensor:
     return _Magnitude.apply(spec)
 
 
-def stft_magnitude(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
-    """(B, T) -> (B, F, frames): sqrt(clamp(re^2 + im^2, 1e-7)) with a Hann window."""
-    return magnitude(stft(x, n_fft, hop, win))
-
-
 def spectra(x: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> list[torch.Tensor]:
     """Complex STFTs of (B, T) or (B, 1, T) signals at every resolution."""
     x = _as_batch(x, "signal")
@@ -152,6 +147,11 @@ def magnitudes(x: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> list[torch.Tens
     return [magnitude(s) for s in spectra(x, resolutions)]
 
 
+def _signal_and_residual(noisy_spec, spec):
+    """Magnitudes of a signal and of noisy - signal from their spectra (STFT is linear)."""
+    return [magnitude(s) for s in spec], [magnitude(n - s) for n, s in zip(noisy_spec, spec)]
+
+
 def estimate_magnitudes(estimate: torch.Tensor, noisy: torch.Tensor) -> dict:
     """What the weighted loss needs of the estimate side, shared by the supervised loss and KD
     (which differ only in their targets): the magnitudes of the estimate ("clean") and of
@@ -165,10 +165,10 @@ def estimate_magnitudes(estimate: torch.Tensor, noisy: torch.Tensor) -> dict:
     _check_same(est, nsy, "estimate_magnitudes(estimate, noisy)")
     with torch.no_grad():
         noisy_spec = spectra(nsy)
-    est_spec = spectra(est)
+    clean, noise = _signal_and_residual(noisy_spec, spectra(est))
     return {
-        "clean": _estimate_terms(magnitude(s) for s in est_spec),
-        "noise": _estimate_terms(magnitude(n - s) for n, s in zip(noisy_spec, est_spec)),
+        "clean": _estimate_terms(clean),
+        "noise": _estimate_terms(noise),
         "noisy_spec": noisy_spec,
     }
 
@@ -221,9 +221,7 @@ def weighted_loss(
     a = e_clean / (e_clean + e_noise + WEIGHT_EPS)  # (B,)
     em = estimate_mags or estimate_magnitudes(est, nsy)
     with torch.no_grad():  # targets: no gradient
-        clean_spec = spectra(cln)
-        clean_t = _target_terms([magnitude(s) for s in clean_spec])
-        noise_t = _target_terms([magnitude(n - s) for n, s in zip(em["noisy_spec"], clean_spec)])
+        clean_t, noise_t = map(_target_terms, _signal_and_residual(em["noisy_spec"], spectra(cln)))
     c_total, c_l1, c_sc, c_mag = _l1_mrstft(est, cln, em["clean"], clean_t)
     n_total, n_l1, n_sc, n_mag = _l1_mrstft(noise_est, noise, em["noise"], noise_t)
     mix = lambda c, n: a * c + (1 - a) * n  # noqa: E731
