@@ -45,10 +45,8 @@ class _Magnitude(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, spec):
-        r = torch.view_as_real(spec)
-        re, im = r[..., 0], r[..., 1]
-        power = re * re + im * im
-        mag = power.clamp(min=1e-7).sqrt()
+        power = _power(spec)
+        mag = power.clamp(min=1e-7).sqrt_()
         ctx.save_for_backward(spec, mag, power)
         return mag
 
@@ -58,12 +56,27 @@ class _Magnitude(torch.autograd.Function):
         spec, mag, power = ctx.saved_tensors
         # d|z| / d(re, im) = (re, im) / |z| where unclamped; PyTorch's complex gradient
         # convention is dL/dre + i dL/dim
-        return spec * torch.where(power > 1e-7, grad / mag, 0.0)
+        return spec * (grad / mag).masked_fill_(power <= 1e-7, 0.0)
+
+
+def _power(spec: torch.Tensor) -> torch.Tensor:
+    """re^2 + im^2 of a complex tensor, as the chain `.real**2 + .imag**2` rounds it."""
+    r = torch.view_as_real(spec)
+    re, im = r[..., 0], r[..., 1]
+    return (re * re).add_(im * im)
 
 
 def magnitude(spec: torch.Tensor) -> torch.Tensor:
     """sqrt(clamp(re^2 + im^2, 1e-7)) of a complex spectrogram (real output, same shape)."""
     return _Magnitude.apply(spec)
+
+
+def _target_magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """`magnitude` without gradient, overwriting `spec` (a temporary) to save allocations:
+    bitwise the same values. Targets are computed this way on every step."""
+    r = torch.view_as_real(spec)
+    r.mul_(r)
+    return torch.add(r[..., 0], r[..., 1]).clamp_min_(1e-7).sqrt_()
 
 
 def spectra(x: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> list[torch.Tensor]:
@@ -129,7 +142,9 @@ class _SpectralDistance(torch.autograd.Function):
         a = torch.where(norm_d > 0, -g_sc / (norm_d * norm_y), 0.0)[:, None, None]
         # d mag / dX = -sign(log Y - log X) / (X * count)
         c = (-g_mag / (X.shape[1] * X.shape[2]))[:, None, None]
-        return a * diff + c * torch.sign(log_diff) / X, None, None, None, None
+        # one new tensor, updated in place (fresh tensors page-fault on every step)
+        grad = torch.sign(log_diff).mul_(c).div_(X).addcmul_(a, diff)
+        return grad, None, None, None, None
 
 
 def _mrstft(estimate_terms, target_terms):
@@ -150,6 +165,12 @@ def magnitudes(x: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> list[torch.Tens
 def _signal_and_residual(noisy_spec, spec):
     """Magnitudes of a signal and of noisy - signal from their spectra (STFT is linear)."""
     return [magnitude(s) for s in spec], [magnitude(n - s) for n, s in zip(noisy_spec, spec)]
+
+
+def _target_signal_and_residual(noisy_spec, spec):
+    """`_signal_and_residual` of targets (no gradient); consumes `spec`."""
+    noise = [_target_magnitude(n - s) for n, s in zip(noisy_spec, spec)]
+    return [_target_magnitude(s) for s in spec], noise
 
 
 def estimate_magnitudes(estimate: torch.Tensor, noisy: torch.Tensor) -> dict:
@@ -221,7 +242,9 @@ def weighted_loss(
     a = e_clean / (e_clean + e_noise + WEIGHT_EPS)  # (B,)
     em = estimate_mags or estimate_magnitudes(est, nsy)
     with torch.no_grad():  # targets: no gradient
-        clean_t, noise_t = map(_target_terms, _signal_and_residual(em["noisy_spec"], spectra(cln)))
+        clean_t, noise_t = map(
+            _target_terms, _target_signal_and_residual(em["noisy_spec"], spectra(cln))
+        )
     c_total, c_l1, c_sc, c_mag = _l1_mrstft(est, cln, em["clean"], clean_t)
     n_total, n_l1, n_sc, n_mag = _l1_mrstft(noise_est, noise, em["noise"], noise_t)
     mix = lambda c, n: a * c + (1 - a) * n  # noqa: E731

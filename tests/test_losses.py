@@ -10,10 +10,11 @@ from sekd.distill import (
     block_pairs,
     mvat_loss,
     mvat_pairs,
+    pair_keys,
     temporal_attention_map,
 )
 from sekd.losses import STFT_RESOLUTIONS, kd_loss, mrstft_loss, snr_teacher_loss, weighted_loss
-from sekd.models import build
+from sekd.models import VIEWS, build
 
 
 # ------------------------------------------------------------------ independent numpy references
@@ -244,6 +245,44 @@ def test_mvat_full_step_gradients_on_real_models():
     assert att.global_attn.query.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("row", ["mvat_dual_kd", "mvat_same_depth", "single_view_at_dual"])
+def test_objective_at_term_equals_the_loss_on_full_taps(row):
+    """The objective keeps only the paired blocks' teacher maps; its AT term equals mvat_loss /
+    single_view_loss on every tap of both models, with the pairs those taps give."""
+    from sekd.distill import single_view_loss
+
+    cfg = TABLE3_ROWS[row]
+    student, teacher = build("tiny_student").eval(), build("tiny_teacher")
+    obj = DistillationObjective(cfg, student, teacher)
+    x = torch.randn(2, 1, 6000)
+    _, terms, _ = obj(x, 0.5 * x)
+    with torch.no_grad():
+        _, s = student(x, return_views=True, return_layers=True)
+        _, t = teacher(x, return_views=True, return_layers=True)
+        if cfg.at == "mvat":
+            pairs = mvat_pairs(s.views, t.views, 3, cfg.pairing)
+            want = mvat_loss(t.views, s.views, pairs, cfg.q, cfg.p)
+        else:
+            pairs = pair_keys(list(s.layers), list(t.layers), 3, cfg.pairing)
+            want = single_view_loss(t.layers, s.layers, pairs, cfg.q, cfg.p)
+    assert obj.pairs == pairs
+    assert terms["at"].item() == pytest.approx(want.item(), rel=1e-6)
+
+
+def test_teacher_maps_hold_only_the_paired_blocks():
+    from sekd.distill import teacher_maps
+
+    with torch.no_grad():
+        _, t = build("tiny_teacher").eval()(torch.randn(2, 1, 3000), return_views=True)
+    pairs = [("encoder", 3, 3), ("encoder", 3, 4), ("decoder", 3, 4)]
+    maps = teacher_maps(t.views, pairs)
+    blocks = [("encoder", 3), ("encoder", 4), ("decoder", 4)]
+    assert list(maps) == [(*b, v) for b in blocks for v in VIEWS]
+    for k, m in maps.items():
+        assert m.shape == (2, t.views[k].shape[-1]) and not m.requires_grad
+        torch.testing.assert_close(torch.linalg.vector_norm(m, dim=-1), torch.ones(2))
+
+
 def test_objective_config_errors():
     with pytest.raises(ValueError, match="unknown attention transfer"):
         ObjectiveConfig(at="magic")
@@ -263,7 +302,7 @@ def test_shared_estimate_magnitudes_change_nothing():
 
 def test_magnitude_matches_autograd_chain_bitwise():
     """The hand-written magnitude backward gives the autograd chain's values and gradients."""
-    from sekd.losses import magnitude, spectra
+    from sekd.losses import _target_magnitude, magnitude, spectra
 
     x = torch.randn(3, 4000)
     x[0, :1500] = 0  # silent frames: the clamp is active there
@@ -277,6 +316,7 @@ def test_magnitude_matches_autograd_chain_bitwise():
         (ref.log() * w).sum().backward()
         (got.log() * w).sum().backward()
         assert torch.equal(a.grad, b.grad)
+        assert torch.equal(_target_magnitude(spec.detach().clone()), ref)  # in-place variant
         assert (got == 1e-7**0.5).any() and torch.all(b.grad[got == 1e-7**0.5] == 0)
     z = torch.randn(2, 5, 7, dtype=torch.complex128, requires_grad=True)
     assert torch.autograd.gradcheck(magnitude, (z,))

@@ -228,3 +228,24 @@ def test_channels_last_depthwise_is_the_same_function_forward_and_backward():
         fast = m(xin)
         plain = set_channels_last_depthwise(m, False)(xin)
     torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+
+
+def test_tap_selection_keeps_only_the_named_blocks():
+    m = build("tiny_teacher").eval()
+    x = torch.randn(1, 1, 6000)
+    with torch.no_grad():
+        full_y, full = m(x, return_views=True, return_layers=True)
+        some_y, some = m(x, return_views=[("decoder", 4), ("encoder", 2)], return_layers={})
+    assert {k[:2] for k in full.views} == set(m.view_blocks())
+    assert set(full.layers) == set(m.layer_keys())
+    assert set(some.views) == {
+        (s, d, v) for s, d in (("decoder", 4), ("encoder", 2)) for v in VIEWS
+    }
+    assert some.layers == {}  # an empty selection still returns (waveform, Taps)
+    assert torch.equal(full_y, some_y)
+    for k, v in some.views.items():
+        assert torch.equal(v, full.views[k])
+    student = build("tiny_student")
+    assert student.view_blocks() == [("encoder", 3), ("decoder", 3)]
+    with pytest.raises(ValueError, match=r"return_views: no such blocks \[\('encoder', 1\)\]"):
+        student(x, return_views=[("encoder", 1)])

@@ -7,9 +7,12 @@ from .attention import (
     block_pairs,
     mvat_block_loss,
     mvat_loss,
+    mvat_map_loss,
     mvat_pairs,
     pair_keys,
     single_view_loss,
+    single_view_map_loss,
+    teacher_maps,
     temporal_attention_map,
 )
 from .objective import TABLE3_ROWS, DistillationObjective, ObjectiveConfig
@@ -24,8 +27,11 @@ __all__ = [
     "block_pairs",
     "mvat_block_loss",
     "mvat_loss",
+    "mvat_map_loss",
     "mvat_pairs",
     "pair_keys",
     "single_view_loss",
+    "single_view_map_loss",
+    "teacher_maps",
     "temporal_attention_map",
 ]

@@ -123,32 +123,53 @@ def mvat_block_loss(teacher_views: dict, student_views: dict, q: float = 1, p: f
     return total
 
 
-def mvat_loss(
-    teacher_views: dict, student_views: dict, pairs, q: float = 1, p: float = 2
-) -> torch.Tensor:
-    """sum over pairs of L_MV-AT. Views keyed (side, depth, view) as in `Taps.views`."""
+def teacher_maps(teacher_taps: dict, pairs, p: float = 2, views=VIEWS) -> dict:
+    """The teacher side of an AT loss, without gradient: the eq. 1 map of every teacher tensor
+    that `pairs` uses, keyed as `teacher_taps`. views=VIEWS for `Taps.views` (MV-AT), None for
+    `Taps.layers` (single-view AT). Taken right after the teacher's forward, they let its
+    activations be freed before the student runs (`DistillationObjective`)."""
+    blocks = dict.fromkeys((side, td) for side, _, td in pairs)  # ordered, no duplicates
+    keys = [(*b, v) for b in blocks for v in views] if views else list(blocks)
+    with torch.no_grad():
+        return {k: temporal_attention_map(teacher_taps[k], p) for k in keys}
+
+
+def mvat_map_loss(t_maps: dict, student_views: dict, pairs, q: float = 1, p: float = 2):
+    """`mvat_loss` with the teacher side given as `teacher_maps(teacher_views, pairs, p)`."""
     if not pairs:
         raise ValueError("mvat_loss: no teacher/student block pairs")
     total = 0.0
     for side, sd, td in pairs:
-        t = {v: teacher_views[(side, td, v)] for v in VIEWS}
-        s = {v: student_views[(side, sd, v)] for v in VIEWS}
-        total = total + mvat_block_loss(t, s, q, p)
+        block = 0.0  # eq. 3: the views of one block pair, then the sum over pairs
+        for v in VIEWS:
+            s_map = temporal_attention_map(student_views[(side, sd, v)], p)
+            block = block + at_loss(t_maps[(side, td, v)], s_map, q)
+        total = total + block
+    return total
+
+
+def mvat_loss(
+    teacher_views: dict, student_views: dict, pairs, q: float = 1, p: float = 2
+) -> torch.Tensor:
+    """sum over pairs of L_MV-AT. Views keyed (side, depth, view) as in `Taps.views`."""
+    return mvat_map_loss(teacher_maps(teacher_views, pairs, p), student_views, pairs, q, p)
+
+
+def single_view_map_loss(t_maps: dict, student_layers: dict, pairs, q: float = 1, p: float = 2):
+    """`single_view_loss` with the teacher side given as `teacher_maps(layers, pairs, p, None)`."""
+    if not pairs:
+        raise ValueError("single_view_loss: no teacher/student layer pairs")
+    total = 0.0
+    for side, sd, td in pairs:
+        s_map = temporal_attention_map(student_layers[(side, sd)], p)
+        total = total + at_loss(t_maps[(side, td)], s_map, q)
     return total
 
 
 def single_view_loss(teacher_layers: dict, student_layers: dict, pairs, q: float = 1, p: float = 2):
     """Single-view AT: one map per encoder/decoder layer output, keyed (side, depth)."""
-    if not pairs:
-        raise ValueError("single_view_loss: no teacher/student layer pairs")
-    total = 0.0
-    for side, sd, td in pairs:
-        total = total + at_loss(
-            temporal_attention_map(teacher_layers[(side, td)], p),
-            temporal_attention_map(student_layers[(side, sd)], p),
-            q,
-        )
-    return total
+    t_maps = teacher_maps(teacher_layers, pairs, p, views=None)
+    return single_view_map_loss(t_maps, student_layers, pairs, q, p)
 
 
 def attention_maps(teacher, student, noisy: torch.Tensor, pairs=None, mode: str = "dual_depth"):

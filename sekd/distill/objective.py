@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 
 from ..losses import estimate_magnitudes, kd_loss, weighted_loss
-from .attention import PAIRINGS, mvat_loss, mvat_pairs, pair_keys, single_view_loss
+from ..models.manner import VIEWS
+from .attention import PAIRINGS, mvat_map_loss, pair_keys, single_view_map_loss, teacher_maps
 
 AT_KINDS = ("none", "mvat", "single_view")
 
@@ -64,51 +65,58 @@ class DistillationObjective:
             teacher.eval()
             for prm in teacher.parameters():
                 prm.requires_grad_(False)
-        self._pairs = None
+        self.pairs = self._pair(getattr(student, "module", student), teacher)  # DDP wraps it
+        # the blocks / layers each side must hand back (None: no taps)
+        self._student_taps = sorted({(side, sd) for side, sd, _ in self.pairs}) or None
+        self._teacher_taps = sorted({(side, td) for side, _, td in self.pairs}) or None
 
-    def _flags(self) -> dict:
-        return {
-            "return_views": self.cfg.at == "mvat",
-            "return_layers": self.cfg.at == "single_view",
-        }
+    def _pair(self, student, teacher) -> list:
+        """The (side, student_depth, teacher_depth) pairs of the AT terms ([] without AT)."""
+        if self.cfg.at == "none":
+            return []
+        keys = "view_blocks" if self.cfg.at == "mvat" else "layer_keys"
+        s_keys, t_keys = getattr(student, keys)(), getattr(teacher, keys)()
+        pairs = pair_keys(s_keys, t_keys, student.cfg.depth, self.cfg.pairing)
+        if not pairs:
+            raise ValueError(f"no teacher/student pairs for {self.cfg.at} AT: {s_keys} vs {t_keys}")
+        return pairs
 
-    def pairs(self, student_taps, teacher_taps):
-        """The (side, student_depth, teacher_depth) pairs in use (computed once)."""
-        if self._pairs is None:
-            depth = getattr(self.student, "module", self.student).cfg.depth  # DDP wraps it
-            if self.cfg.at == "mvat":
-                self._pairs = mvat_pairs(
-                    student_taps.views, teacher_taps.views, depth, self.cfg.pairing
-                )
-            else:
-                self._pairs = pair_keys(
-                    student_taps.layers, teacher_taps.layers, depth, self.cfg.pairing
-                )
-        return self._pairs
+    def _taps(self, keys) -> dict:
+        if keys is None:
+            return {}
+        return {"return_views" if self.cfg.at == "mvat" else "return_layers": keys}
 
     def __call__(self, noisy: torch.Tensor, clean: torch.Tensor):
-        flags = self._flags()
-        want_taps = any(flags.values())
-        # The teacher runs first: its activations are freed before the student's forward, whose
-        # graph then reuses that memory (run after, it allocates fresh pages next to the live
-        # graph, which costs ~15 % of a teacher forward per step on CPU; benchmarks/train_speed).
+        mvat = self.cfg.at == "mvat"
+        # The teacher runs first and only its AT maps (B, T) are kept: its activations are freed
+        # before the student's forward, whose graph then reuses that memory (run after, or with
+        # the teacher's views alive, it allocates fresh pages next to the live graph, which
+        # costs several % of a teacher forward per step on CPU; benchmarks/train_speed.py).
         if self.cfg.needs_teacher:
             with torch.no_grad():
-                t_out = self.teacher(noisy, **flags)
-            t_out, t_taps = t_out if want_taps else (t_out, None)
-        s_out = self.student(noisy, **flags)
-        s_out, s_taps = s_out if want_taps else (s_out, None)
+                t_out = self.teacher(noisy, **self._taps(self._teacher_taps))
+                if self._teacher_taps:
+                    t_out, t_taps = t_out
+                    t_maps = teacher_maps(
+                        t_taps.views if mvat else t_taps.layers,
+                        self.pairs,
+                        self.cfg.p,
+                        VIEWS if mvat else None,
+                    )
+                    del t_taps
+        s_out = self.student(noisy, **self._taps(self._student_taps))
+        if self._student_taps:
+            s_out, s_taps = s_out
         # the student-side STFTs are shared by the supervised loss and KD
         mags = estimate_magnitudes(s_out, noisy) if self.cfg.kd else None
         sup = weighted_loss(s_out, clean, noisy, mags)
         total = sup.total
         terms = {"supervised": sup.total.detach()}
         if self.cfg.at != "none":
-            pairs = self.pairs(s_taps, t_taps)
-            if self.cfg.at == "mvat":
-                at = mvat_loss(t_taps.views, s_taps.views, pairs, self.cfg.q, self.cfg.p)
+            if mvat:
+                at = mvat_map_loss(t_maps, s_taps.views, self.pairs, self.cfg.q, self.cfg.p)
             else:
-                at = single_view_loss(t_taps.layers, s_taps.layers, pairs, self.cfg.q, self.cfg.p)
+                at = single_view_map_loss(t_maps, s_taps.layers, self.pairs, self.cfg.q, self.cfg.p)
             total = total + self.cfg.beta_at * at
             terms["at"] = at.detach()
         if self.cfg.kd:

@@ -8,6 +8,7 @@ T time, P chunks of K = 64 samples with hop K / 2.
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -352,12 +353,31 @@ class Manner(nn.Module):
     def valid_length(self, length: int) -> int:
         return valid_length(length, self.cfg.depth, self.cfg.kernel, self.cfg.stride)
 
+    def view_blocks(self) -> list[tuple[str, int]]:
+        """(side, depth) of the blocks with multi-view attention, encoder first: the keys of
+        `Taps.views` without the view name."""
+        return [(side, i + 1) for side in ("encoder", "decoder") for i in self.cfg.ma_layers]
+
+    def layer_keys(self) -> list[tuple[str, int]]:
+        """(side, depth) of every encoder and decoder layer: the keys of `Taps.layers`."""
+        return [(side, d) for side in ("encoder", "decoder") for d in range(1, self.cfg.depth + 1)]
+
     @staticmethod
-    def _attend(block, x, taps, key, want_views, want_probs, literal):
+    def _selection(flag, known, name):
+        """A `return_*` flag as the set of (side, depth) keys to keep."""
+        if isinstance(flag, bool):
+            return set(known) if flag else set()
+        keys = {tuple(k) for k in flag}
+        if keys - set(known):
+            raise ValueError(f"{name}: no such blocks {sorted(keys - set(known))}; have {known}")
+        return keys
+
+    @staticmethod
+    def _attend(block, x, taps, key, views_at, want_probs, literal):
         if block is None:
             return x
         y, views, probs = block(x, return_probs=want_probs, literal=literal)
-        if want_views:
+        if key in views_at:
             for name, v in views.items():
                 taps.views[(*key, name)] = v
         if want_probs:
@@ -367,14 +387,17 @@ class Manner(nn.Module):
     def forward(
         self,
         noisy: torch.Tensor,
-        return_views: bool = False,
-        return_layers: bool = False,
+        return_views: bool | Collection[tuple[str, int]] = False,
+        return_layers: bool | Collection[tuple[str, int]] = False,
         return_probs: bool = False,
         literal: bool = False,
         std: torch.Tensor | None = None,
     ):
         """(B, 1, T) or (B, T) -> (B, 1, T); with any `return_*` flag, (waveform, Taps).
 
+        `return_views` / `return_layers` are True (every block / layer) or a collection of
+        (side, depth) keys (`view_blocks()` / `layer_keys()`): only those are kept, so the
+        others' activations are freed as the forward goes on.
         `std` (B, 1, 1) overrides the per-example input scale (chunked inference passes the
         whole file's). `literal` runs the loop-based chunking and explicit softmax attention.
 
@@ -390,17 +413,19 @@ class Manner(nn.Module):
             std = noisy.std(dim=-1, keepdim=True)  # (B, 1, 1), unbiased
         x = noisy / (1e-3 + std)
         x = F.pad(x, (0, self.valid_length(length) - length))
-        want = return_views or return_layers or return_probs
+        want = return_views is not False or return_layers is not False or return_probs
         taps = Taps() if want else None
+        views_at = self._selection(return_views, self.view_blocks(), "return_views")
+        layers_at = self._selection(return_layers, self.layer_keys(), "return_layers")
 
         enc_out = self.in_conv(x)
         x, skips = enc_out, []
         for i, layer in enumerate(self.encoder):
             x = layer.rescon(layer.down(x))
             x = self._attend(
-                layer.attention, x, taps, ("encoder", i + 1), return_views, return_probs, literal
+                layer.attention, x, taps, ("encoder", i + 1), views_at, return_probs, literal
             )
-            if return_layers:
+            if ("encoder", i + 1) in layers_at:
                 taps.layers[("encoder", i + 1)] = x
             skips.append(x)
         x = F.relu(self.bottleneck(x.transpose(1, 2))).transpose(1, 2)
@@ -410,9 +435,9 @@ class Manner(nn.Module):
             x = x + skip[..., : x.shape[-1]]
             x = layer.up(layer.rescon(x))
             x = self._attend(
-                layer.attention, x, taps, ("decoder", depth), return_views, return_probs, literal
+                layer.attention, x, taps, ("decoder", depth), views_at, return_probs, literal
             )
-            if return_layers:
+            if ("decoder", depth) in layers_at:
                 taps.layers[("decoder", depth)] = x
         mask = self.mask_out(torch.tanh(self.mask_tanh(x)) * torch.sigmoid(self.mask_sigmoid(x)))
         out = self.out_conv(enc_out * mask)[..., :length] * std
