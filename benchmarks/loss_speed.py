@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from train_speed import interleaved  # benchmarks/ is on the path when run as a script
 
-from sekd.losses import STFT_RESOLUTIONS, estimate_magnitudes, kd_loss, weighted_loss
+from sekd.losses import STFT_RESOLUTIONS, weighted_losses
 
 LOAD_AT_START = os.getloadavg()
 
@@ -52,8 +52,8 @@ def plain(est, clean, noisy, teacher):
 
 
 def sekd_loss(est, clean, noisy, teacher):
-    mags = estimate_magnitudes(est, noisy)
-    return weighted_loss(est, clean, noisy, mags).total + kd_loss(est, teacher, noisy, mags).total
+    sup, kd = weighted_losses(est, [clean, teacher], noisy)  # as DistillationObjective
+    return sup.total + kd.total
 
 
 def main() -> None:

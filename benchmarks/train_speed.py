@@ -2,7 +2,8 @@
 
 Target (issue 6): the distillation overhead per step is at most the teacher's forward time
 (without gradient, plain `teacher(x)`) plus 10 %. The forward that keeps every attention view
-is timed too, for reference (the objective keeps only the paired blocks'). Prints steps/s, audio-seconds/s and the overhead ratio. Run:
+is timed too, for reference (the objective keeps only the paired blocks'). Prints steps/s,
+audio-seconds/s and the overhead ratio. Run:
 `python benchmarks/train_speed.py [--student student_1p5gf --teacher cpu_teacher] [--json F]`.
 """
 

@@ -104,7 +104,8 @@ def mrstft_loss(
         estimate_mags = magnitudes(est, resolutions)
     if target_mags is None:
         target_mags = magnitudes(tgt, resolutions)
-    return _mrstft(_estimate_terms(estimate_mags), _target_terms(target_mags))
+    sc, mag = _mrstft(_estimate_terms(estimate_mags), _target_terms(target_mags))
+    return sc[0], mag[0]
 
 
 def _estimate_terms(mags):
@@ -122,38 +123,53 @@ def _target_terms(mags):
 
 
 class _SpectralDistance(torch.autograd.Function):
-    """Per example (B,): spectral convergence ||Y - X||_F / ||Y||_F and mean |log Y - log X|,
-    with a hand-written backward (the gradient reaches X only). Same values as the autograd
-    chain; gradients equal to rounding (tested), in about half the passes over memory."""
+    """Per target k and example b, (K, B) each: spectral convergence ||Y_k - X||_F / ||Y_k||_F
+    and mean |log Y_k - log X|, with a hand-written backward (the gradient reaches X only).
+    Targets come as flat (Y, log Y, ||Y||) triples. Same values as the autograd chain;
+    gradients equal to rounding (tested), in about half the passes over memory, and one
+    gradient tensor for all K targets (the supervised loss and KD share X)."""
 
     @staticmethod
-    def forward(ctx, X, log_x, Y, log_y, norm_y):
-        diff = Y - X
-        norm_d = torch.linalg.vector_norm(diff, dim=(1, 2))
-        log_diff = log_y - log_x
-        ctx.save_for_backward(X, diff, log_diff, norm_d, norm_y)
-        return norm_d / norm_y, log_diff.abs().mean(dim=(1, 2))
+    def forward(ctx, X, log_x, *targets):
+        diffs, log_diffs, norm_d, sc, mag = [], [], [], [], []
+        for Y, log_y, norm_y in zip(*[iter(targets)] * 3):
+            diffs.append(Y - X)
+            norm_d.append(torch.linalg.vector_norm(diffs[-1], dim=(1, 2)))
+            log_diffs.append(log_y - log_x)
+            sc.append(norm_d[-1] / norm_y)
+            mag.append(log_diffs[-1].abs().mean(dim=(1, 2)))
+        norm_d, norm_y = torch.stack(norm_d), torch.stack(targets[2::3])
+        ctx.save_for_backward(X, norm_d, norm_y, *diffs, *log_diffs)
+        return torch.stack(sc), torch.stack(mag)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_sc, g_mag):
-        X, diff, log_diff, norm_d, norm_y = ctx.saved_tensors
-        # d sc / dX = -(Y - X) / (||Y - X|| ||Y||), zero where X == Y (as autograd's norm)
-        a = torch.where(norm_d > 0, -g_sc / (norm_d * norm_y), 0.0)[:, None, None]
-        # d mag / dX = -sign(log Y - log X) / (X * count)
-        c = (-g_mag / (X.shape[1] * X.shape[2]))[:, None, None]
+        X, norm_d, norm_y, *saved = ctx.saved_tensors
+        K = len(saved) // 2
+        diffs, log_diffs = saved[:K], saved[K:]
+        # d sc_k / dX = -(Y_k - X) / (||Y_k - X|| ||Y_k||), zero where X == Y_k (as autograd)
+        a = torch.where(norm_d > 0, -g_sc / (norm_d * norm_y), 0.0)[..., None, None]
+        # d mag_k / dX = -sign(log Y_k - log X) / (X * count)
+        c = (-g_mag / (X.shape[1] * X.shape[2]))[..., None, None]
         # one new tensor, updated in place (fresh tensors page-fault on every step)
-        grad = torch.sign(log_diff).mul_(c).div_(X).addcmul_(a, diff)
-        return grad, None, None, None, None
+        grad = torch.sign(log_diffs[0]).mul_(c[0])
+        for k in range(1, K):
+            grad.addcmul_(torch.sign(log_diffs[k]), c[k])
+        grad.div_(X)
+        for k in range(K):
+            grad.addcmul_(a[k], diffs[k])
+        return grad, None, *([None] * (3 * K))
 
 
-def _mrstft(estimate_terms, target_terms):
-    """(sc, mag), each (B,), from `_estimate_terms` and `_target_terms` of the same resolutions."""
+def _mrstft(estimate_terms, *target_terms):
+    """(sc, mag), each (K, B), of one estimate against K targets, from `_estimate_terms` and
+    K `_target_terms` of the same resolutions."""
     sc = mag = 0.0
-    for (X, log_x), (Y, log_y, norm_y) in zip(estimate_terms, target_terms):
-        s, m = _SpectralDistance.apply(X, log_x, Y, log_y, norm_y)
+    for r, (X, log_x) in enumerate(estimate_terms):
+        s, m = _SpectralDistance.apply(X, log_x, *(t for terms in target_terms for t in terms[r]))
         sc, mag = sc + s, mag + m
-    n = len(target_terms)
+    n = len(estimate_terms)
     return sc / n, mag / n
 
 
@@ -213,12 +229,6 @@ class LossParts:
         }
 
 
-def _l1_mrstft(estimate: torch.Tensor, target: torch.Tensor, estimate_terms, target_terms):
-    l1 = (estimate - target).abs().mean(-1)  # (B,)
-    sc, mag = _mrstft(estimate_terms, target_terms)
-    return l1 + 0.5 * sc + 0.5 * mag, l1, sc, mag
-
-
 def weighted_loss(
     estimate: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor, estimate_mags=None
 ) -> LossParts:
@@ -232,31 +242,57 @@ def weighted_loss(
 
     Shape: estimate, clean, noisy (B, 1, T) or (B, T) -> LossParts.
     """
-    est, cln, nsy = (
-        _as_batch(t, n) for t, n in ((estimate, "estimate"), (clean, "clean"), (noisy, "noisy"))
-    )
-    _check_same(est, cln, "weighted_loss(estimate, clean)")
+    return weighted_losses(estimate, [clean], noisy, estimate_mags)[0]
+
+
+def weighted_losses(
+    estimate: torch.Tensor, cleans, noisy: torch.Tensor, estimate_mags=None
+) -> list[LossParts]:
+    """`weighted_loss` of one estimate against each of several clean targets, in one pass: the
+    estimate-side spectra and the gradient tensors are shared. The objective scores the student
+    against the clean signal and the teacher's output (KD) this way. Targets carry no gradient.
+    """
+    est, nsy = _as_batch(estimate, "estimate"), _as_batch(noisy, "noisy")
     _check_same(est, nsy, "weighted_loss(estimate, noisy)")
-    noise, noise_est = nsy - cln, nsy - est
-    e_clean, e_noise = cln.pow(2).sum(-1), noise.pow(2).sum(-1)
-    a = e_clean / (e_clean + e_noise + WEIGHT_EPS)  # (B,)
+    clns = []
+    for cln in cleans:
+        cln = _as_batch(cln, "clean").detach()
+        _check_same(est, cln, "weighted_loss(estimate, clean)")
+        clns.append(cln)
+    noise_est = nsy - est
     em = estimate_mags or estimate_magnitudes(est, nsy)
     with torch.no_grad():  # targets: no gradient
-        clean_t, noise_t = map(
-            _target_terms, _target_signal_and_residual(em["noisy_spec"], spectra(cln))
+        terms = [
+            [_target_terms(m) for m in _target_signal_and_residual(em["noisy_spec"], spectra(c))]
+            for c in clns
+        ]
+    c_sc, c_mag = _mrstft(em["clean"], *(t[0] for t in terms))  # (K, B) each
+    n_sc, n_mag = _mrstft(em["noise"], *(t[1] for t in terms))
+    out = []
+    for k, cln in enumerate(clns):
+        noise = nsy - cln
+        e_clean, e_noise = cln.pow(2).sum(-1), noise.pow(2).sum(-1)
+        a = e_clean / (e_clean + e_noise + WEIGHT_EPS)  # (B,)
+        c_l1 = (est - cln).abs().mean(-1)  # (B,)
+        n_l1 = (noise_est - noise).abs().mean(-1)
+        c_total = c_l1 + 0.5 * c_sc[k] + 0.5 * c_mag[k]
+        n_total = n_l1 + 0.5 * n_sc[k] + 0.5 * n_mag[k]
+
+        def mix(c, n, a=a):
+            return a * c + (1 - a) * n
+
+        out.append(
+            LossParts(
+                total=mix(c_total, n_total).mean(),
+                clean=c_total,
+                noise=n_total,
+                weight=a,
+                l1=mix(c_l1, n_l1),
+                sc=mix(c_sc[k], n_sc[k]),
+                mag=mix(c_mag[k], n_mag[k]),
+            )
         )
-    c_total, c_l1, c_sc, c_mag = _l1_mrstft(est, cln, em["clean"], clean_t)
-    n_total, n_l1, n_sc, n_mag = _l1_mrstft(noise_est, noise, em["noise"], noise_t)
-    mix = lambda c, n: a * c + (1 - a) * n  # noqa: E731
-    return LossParts(
-        total=mix(c_total, n_total).mean(),
-        clean=c_total,
-        noise=n_total,
-        weight=a,
-        l1=mix(c_l1, n_l1),
-        sc=mix(c_sc, n_sc),
-        mag=mix(c_mag, n_mag),
-    )
+    return out
 
 
 def kd_loss(

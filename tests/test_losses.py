@@ -355,7 +355,8 @@ def test_spectral_distance_backward_equals_autograd_chain():
     w_sc, w_mag = torch.tensor([0.3, 1.0, 2.0]), torch.tensor([1.5, 0.2, 0.7])
 
     X = [m.clone().requires_grad_() for m in mags]
-    sc, mag = _mrstft(_estimate_terms(X), _target_terms(targets))
+    sc, mag = _mrstft(_estimate_terms(X), _target_terms(targets))  # (1, B): one target
+    sc, mag = sc[0], mag[0]
     ((w_sc * sc).sum() + (w_mag * mag).sum()).backward()
 
     Xr = [m.clone().requires_grad_() for m in mags]
@@ -377,3 +378,42 @@ def test_spectral_distance_backward_equals_autograd_chain():
         return _mrstft(_estimate_terms([x]), _target_terms([targets[1]]))
 
     assert torch.autograd.gradcheck(f, (mags[1].clone().requires_grad_(),))
+
+    # several targets against one estimate (supervised + KD): each row as if alone, one
+    # gradient for their sum
+    other = [torch.rand(3, 9, 11, generator=g, dtype=torch.float64) + 0.1 for _ in range(2)]
+    X2 = [m.clone().requires_grad_() for m in mags]
+    sc2, mag2 = _mrstft(_estimate_terms(X2), _target_terms(targets), _target_terms(other))
+    sc_o, mag_o = _mrstft(_estimate_terms(mags), _target_terms(other))
+    assert torch.equal(sc2, torch.cat([sc[None], sc_o])) and torch.equal(mag2[0], mag)
+    assert torch.equal(mag2[1], mag_o[0])
+    (w_sc * sc2[0] + w_mag * mag2[0] + w_mag * sc2[1] + w_sc * mag2[1]).sum().backward()
+    Xr = [m.clone().requires_grad_() for m in mags]
+    sc_a, mag_a = _mrstft(_estimate_terms(Xr), _target_terms(targets))
+    sc_b, mag_b = _mrstft(_estimate_terms(Xr), _target_terms(other))
+    (w_sc * sc_a[0] + w_mag * mag_a[0] + w_mag * sc_b[0] + w_sc * mag_b[0]).sum().backward()
+    for a, b in zip(X2, Xr):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-15)
+
+    def f2(x):
+        return _mrstft(_estimate_terms([x]), _target_terms([targets[1]]), _target_terms([other[1]]))
+
+    assert torch.autograd.gradcheck(f2, (mags[1].clone().requires_grad_(),))
+
+
+def test_weighted_losses_equal_separate_losses():
+    """The objective's one-pass supervised + KD scores equal weighted_loss and kd_loss."""
+    from sekd.losses import weighted_losses
+
+    g = torch.Generator().manual_seed(1)
+    clean, teacher, noisy = (0.1 * torch.randn(2, 1, 5000, generator=g) for _ in range(3))
+    est = (0.1 * torch.randn(2, 1, 5000, generator=g, dtype=torch.float64)).requires_grad_()
+    clean, teacher, noisy = clean.double(), teacher.double(), noisy.double()
+    sup, kd = weighted_losses(est, [clean, teacher], noisy)
+    (g_got,) = torch.autograd.grad(sup.total + 0.7 * kd.total, est)
+    ref_sup, ref_kd = weighted_loss(est, clean, noisy), kd_loss(est, teacher, noisy)
+    (g_want,) = torch.autograd.grad(ref_sup.total + 0.7 * ref_kd.total, est)
+    for got, want in ((sup, ref_sup), (kd, ref_kd)):
+        for k in ("total", "clean", "noise", "weight", "l1", "sc", "mag"):
+            assert torch.equal(getattr(got, k), getattr(want, k)), k
+    torch.testing.assert_close(g_got, g_want, rtol=1e-12, atol=1e-15)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..losses import estimate_magnitudes, kd_loss, weighted_loss
+from ..losses import weighted_losses
 from ..models.manner import VIEWS
 from .attention import PAIRINGS, mvat_map_loss, pair_keys, single_view_map_loss, teacher_maps
 
@@ -107,9 +107,10 @@ class DistillationObjective:
         s_out = self.student(noisy, **self._taps(self._student_taps))
         if self._student_taps:
             s_out, s_taps = s_out
-        # the student-side STFTs are shared by the supervised loss and KD
-        mags = estimate_magnitudes(s_out, noisy) if self.cfg.kd else None
-        sup = weighted_loss(s_out, clean, noisy, mags)
+        # the supervised loss and KD differ only in their targets: one pass scores both
+        targets = [clean, t_out] if self.cfg.kd else [clean]
+        losses = weighted_losses(s_out, targets, noisy)
+        sup = losses[0]
         total = sup.total
         terms = {"supervised": sup.total.detach()}
         if self.cfg.at != "none":
@@ -120,7 +121,7 @@ class DistillationObjective:
             total = total + self.cfg.beta_at * at
             terms["at"] = at.detach()
         if self.cfg.kd:
-            kd = kd_loss(s_out, t_out, noisy, mags).total
+            kd = losses[1].total
             total = total + self.cfg.beta_kd * kd
             terms["kd"] = kd.detach()
         terms["total"] = total.detach()
