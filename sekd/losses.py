@@ -115,51 +115,46 @@ def _estimate_terms(mags):
 
 
 def _target_terms(mags):
-    """(Y, log Y, ||Y||) per resolution, without gradient."""
-    return [
-        (Y, torch.log(Y), torch.linalg.vector_norm(Y, dim=(1, 2)))
-        for Y in (m.detach() for m in mags)
-    ]
+    """(Y, ||Y||) per resolution, without gradient."""
+    return [(Y, torch.linalg.vector_norm(Y, dim=(1, 2))) for Y in (m.detach() for m in mags)]
 
 
 class _SpectralDistance(torch.autograd.Function):
     """Per target k and example b, (K, B) each: spectral convergence ||Y_k - X||_F / ||Y_k||_F
     and mean |log Y_k - log X|, with a hand-written backward (the gradient reaches X only).
-    Targets come as flat (Y, log Y, ||Y||) triples. Same values as the autograd chain;
-    gradients equal to rounding (tested), in about half the passes over memory, and one
-    gradient tensor for all K targets (the supervised loss and KD share X)."""
+    Targets come as flat (Y, ||Y||) pairs. Same values as the autograd chain; gradients equal
+    to rounding (tested), in about half the passes over memory and few new tensors: one
+    gradient for all K targets (the supervised loss and KD share X), and log Y only inside
+    the forward, since sign(log Y - log X) = sign(Y - X) is all the backward needs of it."""
 
     @staticmethod
     def forward(ctx, X, log_x, *targets):
-        diffs, log_diffs, norm_d, sc, mag = [], [], [], [], []
-        for Y, log_y, norm_y in zip(*[iter(targets)] * 3):
+        diffs, norm_d, sc, mag = [], [], [], []
+        for Y, norm_y in zip(targets[0::2], targets[1::2]):
             diffs.append(Y - X)
             norm_d.append(torch.linalg.vector_norm(diffs[-1], dim=(1, 2)))
-            log_diffs.append(log_y - log_x)
             sc.append(norm_d[-1] / norm_y)
-            mag.append(log_diffs[-1].abs().mean(dim=(1, 2)))
-        norm_d, norm_y = torch.stack(norm_d), torch.stack(targets[2::3])
-        ctx.save_for_backward(X, norm_d, norm_y, *diffs, *log_diffs)
+            mag.append(torch.log(Y).sub_(log_x).abs_().mean(dim=(1, 2)))
+        norm_d, norm_y = torch.stack(norm_d), torch.stack(targets[1::2])
+        ctx.save_for_backward(X, norm_d, norm_y, *diffs)
         return torch.stack(sc), torch.stack(mag)
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g_sc, g_mag):
-        X, norm_d, norm_y, *saved = ctx.saved_tensors
-        K = len(saved) // 2
-        diffs, log_diffs = saved[:K], saved[K:]
+        X, norm_d, norm_y, *diffs = ctx.saved_tensors
         # d sc_k / dX = -(Y_k - X) / (||Y_k - X|| ||Y_k||), zero where X == Y_k (as autograd)
         a = torch.where(norm_d > 0, -g_sc / (norm_d * norm_y), 0.0)[..., None, None]
-        # d mag_k / dX = -sign(log Y_k - log X) / (X * count)
+        # d mag_k / dX = -sign(log Y_k - log X) / (X * count), and log is increasing
         c = (-g_mag / (X.shape[1] * X.shape[2]))[..., None, None]
         # one new tensor, updated in place (fresh tensors page-fault on every step)
-        grad = torch.sign(log_diffs[0]).mul_(c[0])
-        for k in range(1, K):
-            grad.addcmul_(torch.sign(log_diffs[k]), c[k])
+        grad = torch.sign(diffs[0]).mul_(c[0])
+        for k in range(1, len(diffs)):
+            grad.addcmul_(torch.sign(diffs[k]), c[k])
         grad.div_(X)
-        for k in range(K):
-            grad.addcmul_(a[k], diffs[k])
-        return grad, None, *([None] * (3 * K))
+        for k, diff in enumerate(diffs):
+            grad.addcmul_(a[k], diff)
+        return grad, None, *([None] * (2 * len(diffs)))
 
 
 def _mrstft(estimate_terms, *target_terms):

@@ -115,6 +115,19 @@ def test_gradients_reach_student_only():
 
 
 # -------------------------------------------------------------------------------- golden values
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_map_golden_for_each_p(rng, p):
+    """p = 2 takes a * a (no abs): same values as |a|^p, and the same gradient."""
+    A = rng.normal(size=(2, 5, 30))
+    np.testing.assert_allclose(temporal_attention_map(torch.tensor(A), p).numpy(), np_tam(A, p))
+    a, b = (torch.tensor(A, requires_grad=True) for _ in range(2))
+    w = torch.rand(2, 30, dtype=torch.float64)
+    (temporal_attention_map(a, p) * w).sum().backward()
+    m = b.abs().pow(p).sum(1)
+    (m / torch.linalg.vector_norm(m, dim=-1, keepdim=True) * w).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-14)
+
+
 @pytest.mark.parametrize("q", [1, 2])
 def test_at_golden(rng, q):
     A_t, A_s = rng.normal(size=(3, 7, 53)), rng.normal(size=(3, 4, 20))

@@ -22,7 +22,7 @@ def temporal_attention_map(A: torch.Tensor, p: float = 2, normalize: bool = True
     """
     if A.dim() != 3:
         raise ValueError(f"temporal_attention_map: expected (B, C, T), got shape {tuple(A.shape)}")
-    m = A.abs().pow(p).sum(1)  # (B, T)
+    m = (A * A if p == 2 else A.abs().pow(p)).sum(1)  # (B, T); |a|^2 = a * a exactly
     return _normalize(m) if normalize else m
 
 
