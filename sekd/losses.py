@@ -7,6 +7,7 @@ because the notebooks plot them.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -32,10 +33,14 @@ def _check_same(a: torch.Tensor, b: torch.Tensor, names: str) -> None:
         raise ValueError(f"{names}: shapes differ, {tuple(a.shape)} vs {tuple(b.shape)}")
 
 
+@functools.lru_cache(maxsize=32)
+def _hann(win: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return torch.hann_window(win, device=device, dtype=dtype)
+
+
 def stft(x: torch.Tensor, n_fft: int, hop: int, win: int) -> torch.Tensor:
     """(B, T) -> complex (B, F, frames), Hann window of `win` samples, centred frames."""
-    window = torch.hann_window(win, device=x.device, dtype=x.dtype)
-    return torch.stft(x, n_fft, hop, win, window, return_complex=True)
+    return torch.stft(x, n_fft, hop, win, _hann(win, x.device, x.dtype), return_complex=True)
 
 
 class _Magnitude(torch.autograd.Function):
@@ -256,13 +261,13 @@ def weighted_losses(
         clns.append(cln)
     noise_est = nsy - est
     em = estimate_mags or estimate_magnitudes(est, nsy)
-    with torch.no_grad():  # targets: no gradient
-        terms = [
-            [_target_terms(m) for m in _target_signal_and_residual(em["noisy_spec"], spectra(c))]
-            for c in clns
-        ]
-    c_sc, c_mag = _mrstft(em["clean"], *(t[0] for t in terms))  # (K, B) each
-    n_sc, n_mag = _mrstft(em["noise"], *(t[1] for t in terms))
+    K, B = len(clns), est.shape[0]
+    with torch.no_grad():  # targets, no gradient: all K at once, then split
+        specs = [s.unflatten(0, (K, B)) for s in spectra(torch.cat(clns))]
+        sides = _target_signal_and_residual(em["noisy_spec"], specs)
+        clean_t, noise_t = ([_target_terms(m[k] for m in mags) for k in range(K)] for mags in sides)
+    c_sc, c_mag = _mrstft(em["clean"], *clean_t)  # (K, B) each
+    n_sc, n_mag = _mrstft(em["noise"], *noise_t)
     out = []
     for k, cln in enumerate(clns):
         noise = nsy - cln
