@@ -275,6 +275,16 @@ def test_objective_at_term_equals_the_loss_on_full_taps(row):
         if cfg.at == "mvat":
             pairs = mvat_pairs(s.views, t.views, 3, cfg.pairing)
             want = mvat_loss(t.views, s.views, pairs, cfg.q, cfg.p)
+            by_view = sum(  # eq. 3 view by view, the definition mvat_loss batches
+                at_loss(
+                    temporal_attention_map(t.views[(side, td, v)], cfg.p),
+                    temporal_attention_map(s.views[(side, sd, v)], cfg.p),
+                    cfg.q,
+                )
+                for side, sd, td in pairs
+                for v in VIEWS
+            )
+            assert want.item() == pytest.approx(by_view.item(), rel=1e-6)
         else:
             pairs = pair_keys(list(s.layers), list(t.layers), 3, cfg.pairing)
             want = single_view_loss(t.layers, s.layers, pairs, cfg.q, cfg.p)

@@ -139,12 +139,13 @@ def mvat_map_loss(t_maps: dict, student_views: dict, pairs, q: float = 1, p: flo
     if not pairs:
         raise ValueError("mvat_loss: no teacher/student block pairs")
     total = 0.0
+    n = len(VIEWS)
     for side, sd, td in pairs:
-        block = 0.0  # eq. 3: the views of one block pair, then the sum over pairs
-        for v in VIEWS:
-            s_map = temporal_attention_map(student_views[(side, sd, v)], p)
-            block = block + at_loss(t_maps[(side, td, v)], s_map, q)
-        total = total + block
+        # eq. 3, the views of one block pair as one batch: the batch mean over V views of B
+        # examples, times V, is the sum over views of each view's batch mean
+        t = torch.cat([t_maps[(side, td, v)] for v in VIEWS])  # (V B, T_t)
+        s = torch.cat([temporal_attention_map(student_views[(side, sd, v)], p) for v in VIEWS])
+        total = total + n * at_loss(t, s, q)
     return total
 
 
