@@ -47,6 +47,7 @@ def interleaved(fns: dict, rounds: int) -> dict:
 
 
 LOAD_AT_START = os.getloadavg()  # other work on the machine shows here
+BLOCK = 10
 
 
 def main() -> None:
@@ -91,6 +92,11 @@ def main() -> None:
     results = med
     overhead = results["student + MV-AT + KD"] - results["student alone"]
     overhead_min = low["student + MV-AT + KD"] - low["student alone"]
+    # the same ratio over each block of BLOCK consecutive rounds: how much it moves over time
+    blocks = []
+    for i in range(0, args.steps - BLOCK + 1, BLOCK):
+        m = {k: statistics.median(v[i : i + BLOCK]) for k, v in times.items()}
+        blocks.append((m["student + MV-AT + KD"] - m["student alone"]) / m["teacher forward"])
     audio = args.batch * args.seconds
     for label, s in results.items():
         print(f"{label:<22} {1 / s:7.2f} steps/s  {audio / s:7.2f} audio-s/s")
@@ -104,6 +110,11 @@ def main() -> None:
         f"of each: {overhead_min / low['teacher forward']:.2f} x; "
         f"{overhead / teacher_views:.2f} x the forward with every view"
     )
+    if blocks:
+        print(
+            f"per block of {BLOCK} rounds: {', '.join(f'{b:.2f}' for b in blocks)} "
+            f"(min {min(blocks):.2f}, max {max(blocks):.2f})"
+        )
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(
@@ -119,6 +130,7 @@ def main() -> None:
                     "overhead_over_teacher_forward": overhead / teacher_fwd,
                     "min_seconds": low,
                     "overhead_over_teacher_forward_min": overhead_min / low["teacher forward"],
+                    f"overhead_per_block_of_{BLOCK}_rounds": blocks,
                 },
                 indent=1,
             )
