@@ -440,3 +440,29 @@ def test_weighted_losses_equal_separate_losses():
         for k in ("total", "clean", "noise", "weight", "l1", "sc", "mag"):
             assert torch.equal(getattr(got, k), getattr(want, k)), k
     torch.testing.assert_close(g_got, g_want, rtol=1e-12, atol=1e-15)
+
+
+def test_objective_on_a_ddp_wrapped_student(tmp_path):
+    """Under DistributedDataParallel (a real one-process gloo group) the objective finds the
+    student's blocks through `.module` and gives the unwrapped student's terms."""
+    import torch.distributed as dist
+    from torch.nn.parallel import DistributedDataParallel
+
+    store = dist.FileStore(str(tmp_path / "store"), 1)
+    dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    try:
+        torch.manual_seed(0)
+        student, teacher = build("tiny_student").eval(), build("tiny_teacher")
+        cfg = TABLE3_ROWS["mvat_dual_kd"]
+        plain = DistillationObjective(cfg, student, teacher)
+        wrapped = DistillationObjective(cfg, DistributedDataParallel(student), teacher)
+        assert wrapped.pairs == plain.pairs
+        x = torch.randn(2, 1, 6000)
+        _, want, _ = plain(x, 0.5 * x)
+        total, got, _ = wrapped(x, 0.5 * x)
+        total.backward()
+        for k in want:
+            assert got[k].item() == pytest.approx(want[k].item(), rel=1e-6), k
+        assert student.encoder[2].attention.branches[0][0].weight.grad.abs().sum() > 0
+    finally:
+        dist.destroy_process_group()
