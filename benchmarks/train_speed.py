@@ -50,6 +50,12 @@ LOAD_AT_START = os.getloadavg()  # other work on the machine shows here
 BLOCK = 10
 
 
+def overhead_ratio(seconds: dict) -> float:
+    """(distillation step - student step) / teacher forward, from one estimate of each."""
+    distill, alone = seconds["student + MV-AT + KD"], seconds["student alone"]
+    return (distill - alone) / seconds["teacher forward"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--student", default="student_1p5gf")
@@ -87,16 +93,16 @@ def main() -> None:
     times = interleaved(fns, args.steps)
     med = {k: statistics.median(v) for k, v in times.items()}
     low = {k: min(v) for k, v in times.items()}
+    ratio, ratio_min = overhead_ratio(med), overhead_ratio(low)
+    # the same ratio over each block of BLOCK consecutive rounds: how much it moves over time
+    blocks = [
+        overhead_ratio({k: statistics.median(v[i : i + BLOCK]) for k, v in times.items()})
+        for i in range(0, args.steps - BLOCK + 1, BLOCK)
+    ]
     teacher_fwd = med.pop("teacher forward")
     teacher_views = med.pop("teacher forward, all views")
     results = med
     overhead = results["student + MV-AT + KD"] - results["student alone"]
-    overhead_min = low["student + MV-AT + KD"] - low["student alone"]
-    # the same ratio over each block of BLOCK consecutive rounds: how much it moves over time
-    blocks = []
-    for i in range(0, args.steps - BLOCK + 1, BLOCK):
-        m = {k: statistics.median(v[i : i + BLOCK]) for k, v in times.items()}
-        blocks.append((m["student + MV-AT + KD"] - m["student alone"]) / m["teacher forward"])
     audio = args.batch * args.seconds
     for label, s in results.items():
         print(f"{label:<22} {1 / s:7.2f} steps/s  {audio / s:7.2f} audio-s/s")
@@ -105,9 +111,9 @@ def main() -> None:
         f"with every view kept: {teacher_views:.3f} s"
     )
     print(
-        f"distillation overhead {overhead:.3f} s = {overhead / teacher_fwd:.2f} x teacher forward "
+        f"distillation overhead {overhead:.3f} s = {ratio:.2f} x teacher forward "
         f"(medians of {args.steps} interleaved rounds; target <= 1.10); from the fastest round "
-        f"of each: {overhead_min / low['teacher forward']:.2f} x; "
+        f"of each: {ratio_min:.2f} x; "
         f"{overhead / teacher_views:.2f} x the forward with every view"
     )
     if blocks:
@@ -127,9 +133,9 @@ def main() -> None:
                     "teacher_forward_s": teacher_fwd,
                     "teacher_forward_all_views_s": teacher_views,
                     "overhead_over_teacher_forward_all_views": overhead / teacher_views,
-                    "overhead_over_teacher_forward": overhead / teacher_fwd,
+                    "overhead_over_teacher_forward": ratio,
                     "min_seconds": low,
-                    "overhead_over_teacher_forward_min": overhead_min / low["teacher forward"],
+                    "overhead_over_teacher_forward_min": ratio_min,
                     f"overhead_per_block_of_{BLOCK}_rounds": blocks,
                 },
                 indent=1,

@@ -178,15 +178,12 @@ def magnitudes(x: torch.Tensor, resolutions=STFT_RESOLUTIONS) -> list[torch.Tens
     return [magnitude(s) for s in spectra(x, resolutions)]
 
 
-def _signal_and_residual(noisy_spec, spec):
-    """Magnitudes of a signal and of noisy - signal from their spectra (STFT is linear)."""
-    return [magnitude(s) for s in spec], [magnitude(n - s) for n, s in zip(noisy_spec, spec)]
-
-
-def _target_signal_and_residual(noisy_spec, spec):
-    """`_signal_and_residual` of targets (no gradient); consumes `spec`."""
-    noise = [_target_magnitude(n - s) for n, s in zip(noisy_spec, spec)]
-    return [_target_magnitude(s) for s in spec], noise
+def _signal_and_residual(noisy_spec, spec, target: bool = False):
+    """Magnitudes of a signal and of noisy - signal from their spectra (STFT is linear).
+    target=True: without gradient, by `_target_magnitude`, overwriting `spec`."""
+    mag = _target_magnitude if target else magnitude
+    noise = [mag(n - s) for n, s in zip(noisy_spec, spec)]  # first: spec may be overwritten
+    return [mag(s) for s in spec], noise
 
 
 def estimate_magnitudes(estimate: torch.Tensor, noisy: torch.Tensor) -> dict:
@@ -264,7 +261,7 @@ def weighted_losses(
     K, B = len(clns), est.shape[0]
     with torch.no_grad():  # targets, no gradient: all K at once, then split
         specs = [s.unflatten(0, (K, B)) for s in spectra(torch.cat(clns))]
-        sides = _target_signal_and_residual(em["noisy_spec"], specs)
+        sides = _signal_and_residual(em["noisy_spec"], specs, target=True)
         clean_t, noise_t = ([_target_terms(m[k] for m in mags) for k in range(K)] for mags in sides)
     c_sc, c_mag = _mrstft(em["clean"], *clean_t)  # (K, B) each
     n_sc, n_mag = _mrstft(em["noise"], *noise_t)
@@ -277,22 +274,23 @@ def weighted_losses(
         n_l1 = (noise_est - noise).abs().mean(-1)
         c_total = c_l1 + 0.5 * c_sc[k] + 0.5 * c_mag[k]
         n_total = n_l1 + 0.5 * n_sc[k] + 0.5 * n_mag[k]
-
-        def mix(c, n, a=a):
-            return a * c + (1 - a) * n
-
         out.append(
             LossParts(
-                total=mix(c_total, n_total).mean(),
+                total=_mix(a, c_total, n_total).mean(),
                 clean=c_total,
                 noise=n_total,
                 weight=a,
-                l1=mix(c_l1, n_l1),
-                sc=mix(c_sc[k], n_sc[k]),
-                mag=mix(c_mag[k], n_mag[k]),
+                l1=_mix(a, c_l1, n_l1),
+                sc=_mix(a, c_sc[k], n_sc[k]),
+                mag=_mix(a, c_mag[k], n_mag[k]),
             )
         )
     return out
+
+
+def _mix(a: torch.Tensor, clean_part: torch.Tensor, noise_part: torch.Tensor) -> torch.Tensor:
+    """The per-example weighting of a clean-side and a noise-side part, a in [0, 1]."""
+    return a * clean_part + (1 - a) * noise_part
 
 
 def kd_loss(
