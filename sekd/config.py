@@ -35,6 +35,8 @@ class DataConfig:
     examples_per_epoch: int = 512
     valid_utterances: int = 16
     valid_seconds: float = 4.0
+    # bundled real pairs added to the validation set (corpus source): pair datasets, train split
+    valid_pairs: tuple[str, ...] = ()
     noisy_dir: str = ""  # paired
     clean_dir: str = ""
     valid_noisy_dir: str = ""
@@ -50,6 +52,13 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     preset: str = "cpu_student"
+    # default: the architecture's own initialisation. identity: then fit the output layer by
+    # least squares on the first training batch so that the untrained model passes its input
+    # through (positive polarity, input level); see Manner.init_identity.
+    init: str = "default"
+
+    def __post_init__(self):
+        _choice("model.init", self.init, ("default", "identity"))
 
 
 @dataclass(frozen=True)

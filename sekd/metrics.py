@@ -15,6 +15,7 @@ import importlib
 import math
 import os
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,36 @@ from tqdm.auto import tqdm
 # pystoi's module (its package rebinds the name `pystoi.stoi` to the function): constants
 _STOI = importlib.import_module("pystoi.stoi")
 
-METRICS = ("pesq", "stoi", "csig", "cbak", "covl", "llr", "wss", "segsnr")
-QUALITY = METRICS[:5]  # the quality measures of the tables; the composite parts stay per file
+
+@dataclass(frozen=True)
+class Measure:
+    """One objective measure: its key in every result row, its column title, which way is
+    better (True: higher, False: lower, None: neither, e.g. the gain, best at 1) and whether
+    the quality tables show it (the composite's parts stay per file)."""
+
+    name: str
+    title: str
+    higher_is_better: bool | None = True
+    in_tables: bool = True
+
+
+# The one registry of measures: every result row, CSV header and table column comes from it.
+MEASURES = (
+    Measure("pesq", "PESQ"),
+    Measure("stoi", "STOI"),
+    Measure("csig", "CSIG"),
+    Measure("cbak", "CBAK"),
+    Measure("covl", "COVL"),
+    Measure("si_sdr", "SI-SDR (dB)"),
+    Measure("si_sdri", "SI-SDRi (dB)"),
+    Measure("gain", "gain", higher_is_better=None),
+    Measure("llr", "LLR", higher_is_better=False, in_tables=False),
+    Measure("wss", "WSS", higher_is_better=False, in_tables=False),
+    Measure("segsnr", "segSNR (dB)", in_tables=False),
+)
+MEASURE = {m.name: m for m in MEASURES}
+METRICS = tuple(m.name for m in MEASURES)
+QUALITY = tuple(m.name for m in MEASURES if m.in_tables)
 EPS = np.finfo(np.float64).eps
 
 # Klatt's 25 critical bands (centre, bandwidth in Hz), as in composite.m's wss().
@@ -69,6 +98,47 @@ def pesq_nb_raw(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> fl
         raise MetricError(f"PESQ failed: {type(exc).__name__}: {exc}") from None
     # P.862.1: mos = 0.999 + 4 / (1 + exp(-1.4945 raw + 4.6607))
     return (4.6607 - math.log(4.0 / (mos - 0.999) - 1.0)) / 1.4945
+
+
+def ls_gain(clean: np.ndarray, enhanced: np.ndarray) -> float:
+    """Least-squares gain of `enhanced` on the clean reference, <y, s> / <s, s>.
+
+    1 for a perfect output, about 0.5 for one at half the clean level, negative for an output of
+    inverted polarity (-1 for -s). PESQ, STOI and SI-SDR are all blind to the sign of the output;
+    this is the measure that sees it. Raises MetricError for a silent reference.
+    """
+    s = np.asarray(clean, np.float64)
+    y = np.asarray(enhanced, np.float64)[: len(s)]
+    s = s[: len(y)]
+    energy = float(s @ s)
+    if not energy > 0:
+        raise MetricError("gain: the clean reference is silent")
+    return float(y @ s) / energy
+
+
+def si_sdr(clean: np.ndarray, enhanced: np.ndarray) -> float:
+    """Scale-invariant SDR in dB (Le Roux et al., ICASSP 2019), both signals made zero-mean.
+
+    The target is the projection a*s of the output on the clean signal s, with the
+    least-squares a, which may be negative: like PESQ and STOI, SI-SDR does not see an
+    inverted output (SI-SDR(s, -s) = SI-SDR(s, s)); `ls_gain` does. +inf for an exact multiple
+    of s; raises MetricError for a silent reference.
+    """
+    s = np.asarray(clean, np.float64)
+    y = np.asarray(enhanced, np.float64)[: len(s)]
+    s = s[: len(y)]
+    s, y = s - s.mean(), y - y.mean()
+    energy = float(s @ s)
+    if not energy > 0:
+        raise MetricError("SI-SDR: the clean reference is silent")
+    target = (float(y @ s) / energy) * s
+    residual = y - target
+    num, den = float(target @ target), float(residual @ residual)
+    if num == 0.0:  # silent output (or orthogonal to the reference)
+        return -math.inf
+    if den == 0.0:
+        return math.inf
+    return 10.0 * math.log10(num / den)
 
 
 def _hop_frames(x: np.ndarray, win: int, hop: int) -> np.ndarray:
@@ -360,11 +430,17 @@ MAX_TRIM = 160  # samples (10 ms): larger length mismatches are an error for tha
 
 
 def score(
-    clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000, composite_measures=True
+    clean: np.ndarray,
+    enhanced: np.ndarray,
+    sr: int = 16_000,
+    composite_measures=True,
+    noisy: np.ndarray | None = None,
 ) -> dict:
     """Every metric for one pair; raises MetricError (with the reason) when one cannot score.
 
-    `composite_measures=False` scores PESQ and STOI only (the others are NaN).
+    `composite_measures=False` scores PESQ, STOI, SI-SDR and the gain only (the composite
+    measures are NaN). With the `noisy` input, `si_sdri` is the SI-SDR improvement over it
+    (NaN without).
     """
     if abs(len(clean) - len(enhanced)) > MAX_TRIM:
         raise MetricError(
@@ -373,12 +449,19 @@ def score(
         )
     n = min(len(clean), len(enhanced))
     clean, enhanced = np.asarray(clean[:n], np.float64), np.asarray(enhanced[:n], np.float64)
+    if not np.isfinite(enhanced).all():
+        raise MetricError("the enhanced signal has NaN or infinite samples")
     p = pesq_wb(clean, enhanced, sr)
     if composite_measures:
         out = composite(clean, enhanced, sr, pesq_score=p)
     else:
         out = {k: float("nan") for k in METRICS} | {"pesq": p}
     out["stoi"] = stoi(clean, enhanced, sr)
+    out["si_sdr"] = si_sdr(clean, enhanced)
+    out["gain"] = ls_gain(clean, enhanced)
+    out["si_sdri"] = float("nan")
+    if noisy is not None:
+        out["si_sdri"] = out["si_sdr"] - si_sdr(clean, np.asarray(noisy, np.float64)[:n])
     return {k: out[k] for k in METRICS}
 
 
@@ -395,14 +478,16 @@ def _limit_threads() -> None:
 
 
 def _score_item(item) -> dict:
-    name, clean, enhanced, sr, full = item
+    name, clean, enhanced, sr, full, noisy = item
     from .data.audio import AudioError, read_audio
+
+    def load(x):
+        return read_audio(x, sr) if isinstance(x, (str, Path)) else x
 
     row = {"name": name, **{k: float("nan") for k in METRICS}, "error": ""}
     try:
-        c = read_audio(clean, sr) if isinstance(clean, (str, Path)) else clean
-        e = read_audio(enhanced, sr) if isinstance(enhanced, (str, Path)) else enhanced
-        row.update(score(c, e, sr, composite_measures=full))
+        n = None if noisy is None else load(noisy)
+        row.update(score(load(clean), load(enhanced), sr, composite_measures=full, noisy=n))
     except (AudioError, MetricError) as err:
         row["error"] = str(err)
     return row
@@ -419,12 +504,15 @@ def summarize(rows: list[dict]) -> dict:
 def evaluate_pairs(
     pairs, workers: int = 1, sr: int = 16_000, progress: bool = True, composite_measures=True
 ):
-    """Score (name, clean, enhanced) triples; clean/enhanced are paths or arrays.
+    """Score (name, clean, enhanced) triples, or (name, clean, enhanced, noisy) for the SI-SDR
+    improvement; clean/enhanced/noisy are paths or arrays.
 
     Runs in a process pool of `workers` (one thread each). Returns (rows, summary): one row per
     pair with every metric and an `error` column (empty when it scored), and `summarize(rows)`.
     """
-    items = [(name, c, e, sr, composite_measures) for name, c, e in pairs]
+    items = [
+        (p[0], p[1], p[2], sr, composite_measures, p[3] if len(p) > 3 else None) for p in pairs
+    ]
     bar = tqdm(total=len(items), desc="scoring", unit="file", disable=not progress)
     if workers <= 1:
         rows = []
@@ -480,7 +568,7 @@ def evaluate_model(
             continue
         with torch.no_grad():
             y = model(torch.from_numpy(x)[None, None].to(device))[0, 0].cpu().numpy()
-        triples.append((name, c, y))
+        triples.append((name, c, y, x))
     rows, _ = evaluate_pairs(
         triples, workers, progress=progress, composite_measures=composite_measures
     )

@@ -16,6 +16,7 @@ import math
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +27,19 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .config import RunConfig
-from .data import Corpus, OnTheFlyMixDataset, PairedFolderDataset, collate, mix, read_audio
+from .data import (
+    SAMPLE_RATE,
+    Corpus,
+    OnTheFlyMixDataset,
+    PairedFolderDataset,
+    collate,
+    mix,
+    read_audio,
+)
 from .data.datasets import voicebank_train_valid
 from .distill import DistillationObjective, ObjectiveConfig
 from .losses import snr_teacher_loss, weighted_loss
-from .metrics import MetricError, pesq_wb, stoi
+from .metrics import MetricError, ls_gain, pesq_wb, si_sdr, stoi
 from .models import build, load_checkpoint, load_model, model_from_state, model_state
 from .routing import RoutedTeachers
 
@@ -46,6 +55,7 @@ class ValidItem:
     noisy: np.ndarray
     clean: np.ndarray
     snr: float
+    group: str = "mix"  # mix: on-the-fly validation mixtures; real: bundled recorded pairs
 
 
 def build_train_set(cfg: RunConfig, corpus: Corpus | None = None):
@@ -91,7 +101,7 @@ def build_valid_set(cfg: RunConfig, corpus: Corpus | None = None) -> list[ValidI
                     f"{speech[i].path.stem}_{nf.noise_type}_{snr:+g}", m.mixture, m.clean, snr
                 )
             )
-        return items
+        return items + real_valid_items(corpus, d.valid_pairs, d.valid_seconds)
     if d.source == "paired":
         if not d.valid_noisy_dir:
             return []
@@ -104,6 +114,31 @@ def build_valid_set(cfg: RunConfig, corpus: Corpus | None = None) -> list[ValidI
         n = int(d.valid_seconds * 16_000)
         out.append(ValidItem(name, xn[:n], xc[:n], float("nan")))
     return out
+
+
+def real_valid_items(corpus: Corpus, datasets, seconds: float) -> list[ValidItem]:
+    """The bundled recorded pairs of `datasets` (train split) as validation items, group "real"."""
+    items = []
+    for name in datasets:
+        noisy = corpus.select(kind="pair", role="noisy", dataset=name, split="train")
+        if not noisy:
+            raise ValueError(f"data.valid_pairs: no bundled train-split pairs of dataset {name!r}")
+        clean = {f.path.name: f for f in corpus.select(kind="pair", role="clean", dataset=name)}
+        n = int(seconds * SAMPLE_RATE)
+        for f in noisy:
+            c = clean.get(f.path.name)
+            if c is None or "train" not in c.path.parts:
+                raise ValueError(f"data.valid_pairs: {f.path} has no clean partner")
+            items.append(
+                ValidItem(
+                    f"{name}:{f.path.stem}",
+                    read_audio(f.path)[:n],
+                    read_audio(c.path)[:n],
+                    float("nan"),
+                    "real",
+                )
+            )
+    return items
 
 
 def epoch_batches(n: int, batch: int, epoch: int, seed: int) -> list[list[int]]:
@@ -189,11 +224,26 @@ class Step:
                 terms[k] = terms.get(k, 0.0) + share * v
         return total, terms
 
-    def valid_loss(self, model, noisy: torch.Tensor, clean: torch.Tensor) -> float:
-        out = model(noisy)
+    def valid_loss(self, out: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor) -> float:
+        """The validation loss of an output already computed (the model runs once per item)."""
         if self.cfg.objective.kind == "manner":
             return float(weighted_loss(out, clean, noisy).total)
         return float(0.5 * F.mse_loss(out, clean))
+
+
+def init_identity(student, train_set, cfg: RunConfig, device) -> float:
+    """`model.init = "identity"`: fit the student's output layer on the run's first global
+    batch (every process the same batch, so the weights agree); returns the fit's R^2."""
+    if not hasattr(student, "init_identity"):
+        raise ValueError(
+            f"model.init = identity: preset {cfg.model.preset!r} "
+            f"({type(student).__name__}) has no identity initialisation"
+        )
+    if hasattr(train_set, "set_epoch"):
+        train_set.set_epoch(0)
+    first = epoch_batches(len(train_set), cfg.train.batch_size, 0, cfg.seed)[0]
+    student.train()
+    return student.init_identity(collate([train_set[i] for i in first])["mixture"].to(device))
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -249,26 +299,57 @@ def _make_scheduler(cfg: RunConfig, opt, total_steps: int):
 
 
 # ------------------------------------------------------------------------------- validate
+VALID_MEASURES = ("pesq", "stoi", "si_sdr", "si_sdri", "gain")
+
+
 @torch.no_grad()
 def validate(model, items: list[ValidItem], step_obj: Step, device) -> dict:
-    """Whole-utterance validation at batch 1: PESQ, STOI (means over scored files) and loss."""
+    """Whole-utterance validation at batch 1.
+
+    PESQ, STOI, SI-SDR, SI-SDR improvement over the input and the least-squares gain of the
+    output on the clean signal (negative: inverted polarity; PESQ, STOI and SI-SDR do not see
+    the sign), each a mean over the files that scored; `gain_median` too; the loss; and, when
+    the set has recorded pairs besides the mixtures, the same measures per group
+    (`real_pesq`, `mix_pesq`, ...).
+    """
     model.eval()
-    pesqs, stois, losses, failed = [], [], [], 0
+    rows, losses, failed = [], [], 0
     for it in items:
         x = torch.from_numpy(it.noisy)[None, None].to(device)
         c = torch.from_numpy(it.clean)[None, None].to(device)
         y = model(x)
-        losses.append(step_obj.valid_loss(model, x, c))
+        losses.append(step_obj.valid_loss(y, x, c))
         y = y[0, 0].float().cpu().numpy()
         try:
-            p, s = pesq_wb(it.clean, y), stoi(it.clean, y)
+            sdr = si_sdr(it.clean, y)
+            row = {
+                "group": it.group,
+                "pesq": pesq_wb(it.clean, y),
+                "stoi": stoi(it.clean, y),
+                "si_sdr": sdr,
+                "si_sdri": sdr - si_sdr(it.clean, it.noisy),
+                "gain": ls_gain(it.clean, y),
+            }
         except MetricError:
             failed += 1
             continue
-        pesqs.append(p)
-        stois.append(s)
-    mean = lambda v: float(np.mean(v)) if v else float("nan")  # noqa: E731
-    return {"pesq": mean(pesqs), "stoi": mean(stois), "loss": mean(losses), "failed": failed}
+        rows.append(row)
+
+    def means(rs, prefix=""):
+        return {
+            f"{prefix}{k}": float(np.mean([r[k] for r in rs])) if rs else float("nan")
+            for k in VALID_MEASURES
+        }
+
+    out = means(rows)
+    out["gain_median"] = float(np.median([r["gain"] for r in rows])) if rows else float("nan")
+    groups = sorted({r["group"] for r in rows})
+    if len(groups) > 1:
+        for g in groups:
+            out.update(means([r for r in rows if r["group"] == g], f"{g}_"))
+    out["loss"] = float(np.mean(losses)) if losses else float("nan")
+    out["failed"] = failed
+    return out
 
 
 # ---------------------------------------------------------------------------------- train
@@ -318,9 +399,15 @@ def train(
         start_epoch = step // batches_per_epoch
         if rank == 0:
             _truncate_log(out / "metrics.jsonl", step)
-    elif rank == 0:
-        (out / "metrics.jsonl").write_text("")
-        (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+    else:
+        if rank == 0:
+            (out / "metrics.jsonl").write_text("")
+            (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
+        if cfg.model.init == "identity":
+            r2 = init_identity(student, train_set, cfg, dev)
+            if rank == 0:
+                with open(out / "metrics.jsonl", "a") as fh:
+                    fh.write(json.dumps({"kind": "init", "step": 0, "identity_r2": r2}) + "\n")
 
     model = student
     if world > 1:
@@ -358,6 +445,13 @@ def train(
         if rank == 0 and valid_items:
             v = validate(student, valid_items, step_obj, dev)
             log({"kind": "valid", "step": step, **v})
+            if v["gain_median"] <= 0:
+                warnings.warn(
+                    f"{cfg.name}, step {step}: the median least-squares gain of the output on "
+                    f"the clean validation signals is {v['gain_median']:.3f} (<= 0: inverted "
+                    "polarity or silence); PESQ and STOI do not show this",
+                    stacklevel=2,
+                )
             score = v["pesq"] if tc.valid_metric == "pesq" else -v["loss"]
             if best is None or (math.isfinite(score) and score > best):
                 best = score

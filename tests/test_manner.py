@@ -249,3 +249,38 @@ def test_tap_selection_keeps_only_the_named_blocks():
     assert student.view_blocks() == [("encoder", 3), ("decoder", 3)]
     with pytest.raises(ValueError, match=r"return_views: no such blocks \[\('encoder', 1\)\]"):
         student(x, return_views=[("encoder", 1)])
+
+
+def _speech_batch(corpus, n=4, length=8000):
+    import numpy as np
+
+    from sekd.data import mix, read_audio
+
+    rng = np.random.default_rng(0)
+    noise = read_audio(corpus.select(kind="noise", noise_type="babble", split="train")[0].path)
+    speech = corpus.select(kind="speech", dataset="ms-snsd-vctk", split="train")[:n]
+    rows = [mix(read_audio(f.path)[:length], noise, 5.0, rng).mixture for f in speech]
+    return torch.from_numpy(np.stack(rows))[:, None]
+
+
+@pytest.mark.parametrize("preset", ["cpu_teacher", "student_1p5gf"])
+def test_identity_init_starts_at_the_input_with_positive_polarity(corpus, preset):
+    x = _speech_batch(corpus)
+    held_out = _speech_batch(corpus, 8)[4:]
+    for seed in range(3):
+        torch.manual_seed(seed)
+        m = build(preset).train()
+        with torch.no_grad():
+            before = m(held_out)
+        buffers = {k: b.clone() for k, b in m.named_buffers()}
+        r2 = m.init_identity(x)
+        assert r2 > 0.8
+        for k, b in m.named_buffers():  # running statistics untouched
+            assert torch.equal(b, buffers[k]), k
+        with torch.no_grad():
+            after = m(held_out)
+        gain = lambda y: ((y * held_out).sum(-1) / (held_out**2).sum(-1)).flatten()  # noqa: E731
+        # the random initialisation: a small output of arbitrary polarity
+        assert gain(before).abs().max() < 0.1
+        # after: the input passed through, at about its level, on examples it was not fitted on
+        assert gain(after).min() > 0.6 and gain(after).max() < 1.2

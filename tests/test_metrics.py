@@ -9,7 +9,17 @@ import pytest
 import soundfile as sf
 
 from sekd.data import read_audio
-from sekd.metrics import METRICS, composite, evaluate_model, evaluate_pairs, pesq_nb_raw, score
+from sekd.metrics import (
+    METRICS,
+    MetricError,
+    composite,
+    evaluate_model,
+    evaluate_pairs,
+    ls_gain,
+    pesq_nb_raw,
+    score,
+    si_sdr,
+)
 from sekd.models import build
 
 REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "loizou_composite"
@@ -71,7 +81,7 @@ def test_voicebank_noisy_means_plausible(corpus):
     rows1, s1 = evaluate_pairs(_vb_pairs(corpus)[:3], workers=1, progress=False)
     for a, b in zip(rows1, rows[:3]):
         for k in METRICS:
-            assert a[k] == pytest.approx(b[k], abs=1e-9)
+            assert a[k] == pytest.approx(b[k], abs=1e-9, nan_ok=True)
 
 
 def test_failures_are_reported_per_file_not_dropped(corpus, tmp_path):
@@ -232,3 +242,52 @@ def test_stoi_too_short_or_silent_is_an_error_not_1e5():
         stoi(np.zeros(100), np.zeros(100))
     with pytest.raises(MetricError, match="lengths differ"):
         stoi(x, x[:-1])
+
+
+# ------------------------------------------------------------------------ SI-SDR and gain
+def test_si_sdr_equals_torchmetrics(corpus):
+    import torch
+    from torchmetrics.functional.audio import scale_invariant_signal_distortion_ratio as ref
+
+    nd, cd = corpus.pair_dirs("voicebank_demand", "test")
+    rng = np.random.default_rng(0)
+    for name in ("p232_001", "p232_373"):
+        c, n = read_audio(cd / f"{name}.flac"), read_audio(nd / f"{name}.flac")
+        for y in (n, 0.3 * c + 0.01 * rng.standard_normal(len(c)), n - 0.5 * c):
+            want = float(
+                ref(
+                    torch.from_numpy(np.asarray(y, np.float64)),
+                    torch.from_numpy(c.astype(float)),
+                    zero_mean=True,
+                )
+            )
+            assert si_sdr(c, y) == pytest.approx(want, abs=1e-6)
+
+
+def test_negated_and_attenuated_clean_only_the_gain_tells(corpus):
+    """PESQ, STOI and SI-SDR are blind to the sign and the level of the output; the
+    least-squares gain on the clean reference is what shows an inverted or quiet model."""
+    x = read_audio(corpus.pair_dirs("voicebank_demand", "test")[1] / "p232_005.flac")
+    noise = 0.005 * np.random.default_rng(1).standard_normal(len(x))
+    y = x + noise
+    same, neg, half = score(x, y), score(x, -y), score(x, 0.5 * y)
+    assert neg["pesq"] == pytest.approx(same["pesq"], abs=1e-6)
+    assert neg["stoi"] == pytest.approx(same["stoi"], abs=1e-9)
+    assert si_sdr(x, -y) == pytest.approx(si_sdr(x, y), abs=1e-9)
+    assert si_sdr(x, 0.5 * y) == pytest.approx(si_sdr(x, y), abs=1e-9)
+    assert half["pesq"] == pytest.approx(same["pesq"], abs=1e-6)
+    assert ls_gain(x, y) == pytest.approx(1.0, abs=0.01)
+    assert ls_gain(x, -y) == pytest.approx(-1.0, abs=0.01)
+    assert ls_gain(x, 0.5 * y) == pytest.approx(0.5, abs=0.01)
+    assert same["gain"] == pytest.approx(ls_gain(x, y)) and neg["gain"] < 0
+    assert same["si_sdr"] == pytest.approx(si_sdr(x, y))
+
+
+def test_si_sdr_and_gain_edge_cases():
+    s = np.sin(np.linspace(0, 100, 4000))
+    assert si_sdr(s, 2 * s) == np.inf
+    assert si_sdr(s, np.zeros_like(s)) == -np.inf
+    with pytest.raises(MetricError, match="silent"):
+        si_sdr(np.zeros(100), s[:100])
+    with pytest.raises(MetricError, match="silent"):
+        ls_gain(np.zeros(100), s[:100])

@@ -225,3 +225,33 @@ def test_routed_mvat_uses_each_bands_manner_teacher(tmp_path):
     assert step.band_objectives[0].teacher is not step.band_objectives[1].teacher
     total.backward()
     assert all(p.grad is None for t in step.routed.teachers for p in t.parameters())
+
+
+def test_identity_init_and_validation_diagnostics(tmp_path):
+    cfg = _smoke(
+        model={"init": "identity"},
+        data={"valid_pairs": ["voicebank-demand"]},
+        train={"max_steps": 2, "valid_every": 2},
+    )
+    train(cfg, tmp_path / "run", progress=False)
+    rows = read_metrics(tmp_path / "run")
+    assert rows[0]["kind"] == "init" and rows[0]["identity_r2"] > 0.8
+    v = [r for r in rows if r["kind"] == "valid"][-1]
+    for k in ("pesq", "stoi", "si_sdr", "si_sdri", "gain", "gain_median"):
+        assert np.isfinite(v[k]), k
+    # the six bundled VoiceBank-DEMAND training pairs are scored as their own group
+    for k in ("real_pesq", "real_gain", "mix_pesq", "mix_si_sdri"):
+        assert np.isfinite(v[k]), k
+    # the same run with the default initialisation has no init record and other weights
+    train(_smoke(train={"max_steps": 2, "valid_every": 2}), tmp_path / "plain", progress=False)
+    assert read_metrics(tmp_path / "plain")[0]["kind"] != "init"
+    with pytest.raises(ValueError, match="valid_pairs.*'nope'"):
+        train(_smoke(data={"valid_pairs": ["nope"]}), tmp_path / "bad", progress=False)
+
+
+def test_identity_init_needs_a_model_that_has_one(tmp_path):
+    cfg = load_config(SMOKE / "snr_teacher1.toml", model={"init": "identity"})
+    with pytest.raises(ValueError, match="waveunet_tiny.*no identity initialisation"):
+        train(cfg, tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="model.init"):
+        config_from_dict({"model": {"init": "zeros"}})

@@ -346,6 +346,46 @@ class Manner(nn.Module):
                 if m.bias is not None:
                     m.bias.data /= scale
 
+    @torch.no_grad()
+    def init_identity(self, noisy: torch.Tensor, ridge: float = 1e-4) -> float:
+        """Fit `out_conv` by least squares so that the model passes `noisy` through.
+
+        The masked features that `out_conv` reads are non-negative (ReLU) and, at the random
+        initialisation, nearly uncorrelated with the input, so the untrained output is a small
+        signal of arbitrary polarity. The magnitude-only STFT terms of the loss then amplify
+        whatever polarity the first steps find, and the weak time-domain term rarely undoes an
+        inverted one. Solving the output layer (weights and bias, a linear problem) for
+        `model(noisy) ~ noisy` on a training batch starts training at the identity: output at
+        the input level, positive polarity. Uses the current mode (train: batch statistics) and
+        leaves BatchNorm running statistics as they were. Returns the fit's R^2 on `noisy`.
+        """
+        noisy = as_waveform_batch(noisy)
+        length = noisy.shape[-1]
+        saved = {k: b.clone() for k, b in self.named_buffers()}
+        feats = []
+        hook = self.out_conv.register_forward_hook(lambda m, i, o: feats.append(i[0]))
+        try:
+            self(noisy)
+        finally:
+            hook.remove()
+            for k, b in self.named_buffers():
+                b.copy_(saved[k])
+        f = feats[0].double()  # (B, N, T_valid): the input of out_conv
+        k = self.out_conv.kernel_size[0]
+        pad = self.out_conv.padding[0]
+        cols = F.pad(f, (pad, pad)).unfold(-1, k, 1)[:, :, :length]  # (B, N, T, k)
+        A = cols.permute(0, 2, 1, 3).reshape(-1, f.shape[1] * k)
+        A = torch.cat([A, A.new_ones(A.shape[0], 1)], 1)
+        std = noisy.std(dim=-1, keepdim=True)
+        y = (noisy / (1e-3 + std)).double().reshape(-1, 1)  # the network's own (normalised) scale
+        gram = A.T @ A
+        gram += ridge * gram.diagonal().mean() * torch.eye(len(gram), dtype=gram.dtype)
+        sol = torch.linalg.solve(gram, A.T @ y)[:, 0]
+        self.out_conv.weight.copy_(sol[:-1].reshape(self.out_conv.weight.shape))
+        self.out_conv.bias.copy_(sol[-1:])
+        resid = A @ sol - y[:, 0]
+        return float(1.0 - resid.pow(2).sum() / y.pow(2).sum())
+
     @property
     def total_stride(self) -> int:
         return self.cfg.stride**self.cfg.depth
