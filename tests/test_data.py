@@ -29,7 +29,7 @@ from sekd.data import (
 
 # ------------------------------------------------------------------------------------- corpus
 def test_corpus_sha256_all_files(corpus):
-    assert len(corpus.files) == 1317
+    assert len(corpus.files) == 2172
     bad = [
         f.path for f in corpus.files if hashlib.sha256(f.path.read_bytes()).hexdigest() != f.sha256
     ]
