@@ -112,10 +112,13 @@ def main(argv=None) -> int:
         return 2
     try:
         return args.func(args)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
+    except (KeyError, ValueError, OSError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"sekd {args.command}: error: {msg}", file=sys.stderr)
         return 2
+    except RuntimeError as exc:  # a run stopped by non-finite values (train.TrainingError)
+        print(f"sekd {args.command}: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -58,6 +58,9 @@ class ModelConfig:
     init: str = "default"
 
     def __post_init__(self):
+        from .models import preset_names
+
+        _choice("model.preset", self.preset, preset_names())
         _choice("model.init", self.init, ("default", "identity"))
 
 

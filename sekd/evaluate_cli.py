@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 from .data.datasets import match_pairs
 from .metrics import METRICS, evaluate_pairs
+from .results import write_results
 
 
 def pair_by_name(clean_dir, enhanced_dir) -> list[tuple[str, Path, Path]]:
     """(stem, clean, enhanced) matched by file stem (`match_pairs`); mismatches are errors."""
     pairs = match_pairs(clean_dir, enhanced_dir, labels=("--clean", "--enhanced"))
     return [(c.stem, c, e) for c, e in pairs]
-
-
-def write_results(rows: list[dict], summary: dict, json_path=None, csv_path=None) -> None:
-    if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(json.dumps({"files": rows, **summary}, indent=1))
-    if csv_path:
-        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
-        with open(csv_path, "w", newline="") as fh:
-            extra = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in METRICS]
-            extra = [k for k in extra if k not in ("name", "error")]
-            w = csv.DictWriter(fh, fieldnames=["name", *METRICS, *extra, "error"])
-            w.writeheader()
-            w.writerows(rows)
 
 
 def format_summary(summary: dict) -> str:

@@ -1,7 +1,8 @@
 """Write the README's results block from the files under results/ (numbers are never typed).
 
 `python -m sekd.readme [--profile cpu]` replaces the text between the markers
-`<!-- results:start -->` and `<!-- results:end -->` in README.md.
+`<!-- results:start -->` and `<!-- results:end -->` in README.md. Column titles come from the
+metric registry (`sekd.metrics.MEASURES`), verdicts from `sekd.study.stats.verdict`.
 """
 
 from __future__ import annotations
@@ -10,145 +11,212 @@ import argparse
 import json
 
 from .data.corpus import REPO_ROOT
-from .metrics import QUALITY
+from .metrics import MEASURE, QUALITY
+from .study.paper import SNR_PAPER_CLAIM, paper_effect
+from .study.stats import direction, verdict
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
+SETS = (
+    ("voicebank", "VoiceBank-DEMAND test pairs"),
+    ("premix", "pre-mixed set"),
+    ("dns", "DNS no-reverb clips"),
+)
 
 
-HEADER = [
-    "| model | seeds | params | GMACs @ 8 s | PESQ | STOI | CSIG | CBAK | COVL |",
-    "|---|---|---|---|---|---|---|---|---|",
-]
-SETS = (("voicebank", "VoiceBank-DEMAND pairs"), ("premix", "pre-mixed set"))
+def header(first=("model", "seeds", "params", "GMACs @ 8 s"), keys=QUALITY, last=("enhances",)):
+    cols = [*first, *(MEASURE[k].title for k in keys), *last]
+    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
 
 
 def _fmt(v, nd=3):
     return "n/a" if v is None or v != v else f"{v:.{nd}f}"
 
 
+def _sfmt(v, nd=3):
+    """Signed, or n/a for a missing (null / NaN) value."""
+    return "n/a" if v is None or v != v else f"{v:+.{nd}f}"
+
+
+def _num(v) -> float:
+    return float("nan") if v is None else v
+
+
+def _nd(k: str) -> int:
+    return 2 if k.startswith("si_sdr") else 3
+
+
 def _cell(r: dict, k: str) -> str:
     sd = r.get(f"{k}_std_over_seeds")
-    return _fmt(r[k]) + (f" ± {_fmt(sd)}" if sd is not None else "")
+    return _fmt(r.get(k), _nd(k)) + (f" ± {_fmt(sd, _nd(k))}" if sd is not None else "")
 
 
 def _row(r: dict) -> str:
     gmacs = _fmt(r.get("gmacs_paper"), 2) if "gmacs_paper" in r else ""
     cells = " | ".join(_cell(r, k) for k in QUALITY)
-    return f"| {r['model']} | {r['seeds']} | {r.get('params', '')} | {gmacs} | {cells} |"
+    enh = {True: "yes", False: "**no**"}.get(r.get("enhances"), "")
+    return f"| {r['model']} | {r['seeds']} | {r.get('params', '')} | {gmacs} | {cells} | {enh} |"
+
+
+def _load(path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def preconditions_block(profile: str, res) -> list[str]:
+    checks = _load(res / "mvat_preconditions.json")
+    if checks is None:
+        return []
+    ok = all(c["holds"] for c in checks)
+    lines = [
+        f"**Preconditions for a distillation claim** (`results/{profile}/mvat_preconditions.json`,"
+        " computed by `sekd.study.teacher_preconditions`):",
+        "",
+    ]
+    for c in checks:
+        ci = (
+            f" [{_sfmt(c['ci_low'])}, {_sfmt(c['ci_high'])}] over {c['pairs']} files"
+            if "ci_low" in c
+            else ""
+        )
+        need = (
+            f"needs >= {c['margin']:+.2f} with the interval above 0"
+            if ci
+            else f"needs > {c['margin']:g}"
+        )
+        lines.append(
+            f"- {c['set']}: {c['check']} = {_sfmt(c['diff'], 3)}{ci} ({need}): "
+            f"{'holds' if c['holds'] else '**fails**'}"
+        )
+    lines += [
+        "",
+        "The teacher meets every precondition."
+        if ok
+        else "**The teacher does not meet every precondition: the distillation comparison "
+        "below cannot test the paper's claim, whatever its sign.**",
+    ]
+    return lines
+
+
+def effect_lines(effects: list[dict]) -> list[str]:
+    lines = []
+    for e in effects:
+        if e["metric"] != "pesq":
+            continue
+        seeds = e.get("seeds", 1)
+        per_seed = (
+            f" (per seed: {', '.join(_sfmt(d, 3) for d in e['diff_per_seed'])})"
+            if seeds > 1
+            else ""
+        )
+        paper = e.get("paper", paper_effect(e["method"]))
+        lines.append(
+            f"- {e['method']}: {_sfmt(e['diff'], 3)} "
+            f"[{_sfmt(e['ci_low'], 3)}, {_sfmt(e['ci_high'], 3)}] "
+            f"over {e['pairs']} files ({e.get('interval', 't-interval over files')}), each "
+            f"averaged over {seeds} seed(s){per_seed}; this "
+            f"{verdict(_num(e['ci_low']), _num(e['ci_high']), paper)} the paper's {paper:+.2f}"
+        )
+    return lines
 
 
 def snr_block(profile: str, res) -> list[str]:
-    """The SNR teachers-student study: noisy / S1 / S2 on the test grid, and S2 - S1 by file."""
-    t3, eff = res / "snr_table3.json", res / "snr_effect.json"
-    if not (t3.is_file() and eff.is_file()):
+    """The SNR teachers-student study: band preconditions, noisy / S1 / S2, S2 - S1."""
+    t3, eff = _load(res / "snr_table3.json"), _load(res / "snr_effect.json")
+    if t3 is None or eff is None:
         return []
-    lines = [
-        "",
-        "**SNR-based teachers-student** (U-Net `waveunet_cpu`; four teachers, S1 without and S2",
-        f"with SNR-routed teachers), test grid of `results/{profile}/snr_table3.json`:",
-        "",
-        "| model | PESQ | STOI | files | failed |",
-        "|---|---|---|---|---|",
-    ]
-    for r in json.loads(t3.read_text()):
-        lines.append(
-            f"| {r['model']} | {_fmt(r['pesq'])} | {_fmt(r['stoi'])} | {r['files']} | "
-            f"{r['failed']} |"
-        )
-    lines.append("")
-    for e in json.loads(eff.read_text()):
-        if e["snr"] == "all":
-            nd = 3 if e["metric"] == "pesq" else 4
-            sign = (
-                "above" if e["ci_low"] > 0 else ("below" if e["ci_high"] < 0 else "not apart from")
-            )
+    keys = [k for k in QUALITY if any(k in r for r in t3)]
+    lines = ["", "**SNR-based teachers-student** (U-Net `waveunet_cpu`; four band teachers, S1"]
+    lines.append("without and S2 with SNR-routed teachers).")
+    bands = _load(res / "snr_preconditions.json")
+    if bands is not None:
+        lines += ["", f"Band teachers against the noisy input on their band's test files "
+                  f"(`results/{profile}/snr_preconditions.json`, cluster bootstrap over "
+                  "utterances):", ""]  # fmt: skip
+        for b in bands:
+            if not b["files"]:
+                lines.append(f"- {b['teacher']}: no test files in its band")
+                continue
             lines.append(
-                f"- S2 - S1, {e['metric'].upper()}: {e['diff']:+.{nd}f} [{e['ci_low']:+.{nd}f}, "
-                f"{e['ci_high']:+.{nd}f}] over {e['pairs']} files (S2 {sign} S1; the paper "
-                "reports S2 better than S1 at every SNR)"
+                f"- {b['teacher']} ({', '.join(f'{s:+g}' for s in b['snrs'])} dB, "
+                f"{b['files']} files): PESQ {_sfmt(b['pesq_diff'], 3)} "
+                f"[{_sfmt(b['pesq_ci_low'], 3)}, {_sfmt(b['pesq_ci_high'], 3)}], "
+                f"SI-SDRi {_sfmt(b['si_sdri_diff'], 2)} dB "
+                f"[{_sfmt(b['si_sdri_ci_low'], 2)}, {_sfmt(b['si_sdri_ci_high'], 2)}]: "
+                f"{'beats the noisy input' if b['holds'] else '**does not beat the noisy input**'}"
             )
+    lines += ["", f"Test grid, `results/{profile}/snr_table3.json`:", ""]
+    lines += header(("model", "seeds"), keys, ("files", "failed"))
+    for r in t3:
+        cells = " | ".join(_cell(r, k) for k in keys)
+        lines.append(f"| {r['model']} | {r.get('seeds', 1)} | {cells} | {r['files']} | "
+                     f"{r['failed']} |")  # fmt: skip
+    lines.append("")
+    for e in eff:
+        group = e.get("group", e.get("snr"))
+        if group != "all":
+            continue
+        nd = {"pesq": 3, "stoi": 4}.get(e["metric"], 2)
+        seeds = e.get("seeds", 1)
+        per_seed = (
+            f"; per seed {', '.join(_sfmt(d, nd) for d in e['diff_per_seed'])}"
+            if seeds > 1 and "diff_per_seed" in e
+            else ""
+        )
+        side = direction(_num(e["ci_low"]), _num(e["ci_high"]))
+        lines.append(
+            f"- S2 - S1, {MEASURE[e['metric']].title}: {_sfmt(e['diff'], nd)} "
+            f"[{_sfmt(e['ci_low'], nd)}, {_sfmt(e['ci_high'], nd)}] over {e['pairs']} files, "
+            f"{seeds} seed(s){per_seed} (S2 {side} S1; the paper reports {SNR_PAPER_CLAIM})"
+        )
     lines.append(
-        f"- per SNR: `results/{profile}/snr_effect.json`. The test files share utterances and "
-        "noise recordings, so the intervals, which treat files as independent, are optimistic."
+        f"- per SNR and per seen / unseen noise: `results/{profile}/snr_effect.json`; intervals "
+        "are cluster bootstraps over source utterances (files made from one utterance are not "
+        "counted as independent)."
     )
     return lines
 
 
 def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
     res = root / "results" / profile
-    t1 = res / "mvat_table1_voicebank.json"
-    if not t1.is_file():
+    t1 = _load(res / "mvat_table1_voicebank.json")
+    if t1 is None:
         return (
             f"No `{profile}` results are committed yet: run `sekd reproduce --profile "
             f"{profile}` (see issue notes for what has been trained)."
         )
-    rows = json.loads(t1.read_text())
     lines = [
-        f"Profile `{profile}`, bundled VoiceBank-DEMAND test pairs (real files, a 31-file subset:",
-        "comparable between these models, not with published full-set numbers). Written by",
-        f"`python -m sekd.readme` from `results/{profile}/mvat_table1_voicebank.json`.",
+        f"Profile `{profile}`, written by `python -m sekd.readme` from `results/{profile}/`. The",
+        "VoiceBank-DEMAND test pairs are bundled real files, a subset of the official test set:",
+        "comparable between these models, not with published full-set numbers.",
         "",
-        *HEADER,
+        *preconditions_block(profile, res),
     ]
-    lines += [_row(r) for r in rows]
-    lines.append("")
-    lines.append("With several seeds, a cell is the mean over seeds ± the std of the seeds' means.")
-    extra = (
-        ("mvat_table1_premix", "The same models on the pre-mixed test set (corpus test speech x "
-         "the training noises' test parts)"),
-        ("mvat_table3_voicebank", "Table 3 rows (ablations), VoiceBank-DEMAND pairs"),
-    )  # fmt: skip
-    for name, title in extra:
-        f = res / f"{name}.json"
-        if f.is_file():
-            lines += ["", f"{title}, from `results/{profile}/{name}.json`:", "", *HEADER]
-            lines += [_row(r) for r in json.loads(f.read_text())]
-    paper = {"mvat_dual_q1": 0.06, "mvat_dual_kd": 0.07}  # the paper's Table 1, 1.5GF
     for set_name, title in SETS:
-        eff = res / f"mvat_effect_{set_name}.json"
-        if not eff.is_file():
+        rows = _load(res / f"mvat_table1_{set_name}.json")
+        if rows is None:
+            continue
+        lines += ["", f"Table 1, {title} (`results/{profile}/mvat_table1_{set_name}.json`):", ""]
+        lines += header() + [_row(r) for r in rows]
+    lines += [
+        "",
+        "With several seeds, a cell is the mean over seeds ± the std of the seeds' means. "
+        "*enhances*: beats the noisy input in PESQ, STOI and SI-SDR with positive output gain.",
+    ]
+    t3 = _load(res / "mvat_table3_voicebank.json")
+    if t3 is not None:
+        lines += ["", f"Table 3 rows (ablations), VoiceBank-DEMAND pairs, from "
+                  f"`results/{profile}/mvat_table3_voicebank.json`:", ""]  # fmt: skip
+        lines += header() + [_row(r) for r in t3]
+    for set_name, title in SETS:
+        eff = _load(res / f"mvat_effect_{set_name}.json")
+        if eff is None:
             continue
         lines += [
             "",
             f"Distillation effect on PESQ, {title}, paired by file (mean difference to the "
-            f"baseline, 95 % CI; `results/{profile}/mvat_effect_{set_name}.json`):",
+            f"baseline, 95 % interval; `results/{profile}/mvat_effect_{set_name}.json`):",
             "",
+            *effect_lines(eff),
         ]
-        for e in json.loads(eff.read_text()):
-            if e["metric"] == "pesq":
-                verdict = (
-                    "agrees with"
-                    if e["ci_low"] > 0
-                    else ("contradicts" if e["ci_high"] < 0 else "does not confirm")
-                )
-                seeds = e.get("seeds", 1)
-                per_seed = (
-                    f" (per seed: {', '.join(f'{d:+.3f}' for d in e['diff_per_seed'])})"
-                    if seeds > 1
-                    else ""
-                )
-                lines.append(
-                    f"- {e['method']}: {e['diff']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}] "
-                    f"over {e['pairs']} files, each averaged over {seeds} seed(s){per_seed}; "
-                    f"this {verdict} the paper's {paper.get(e['method'], float('nan')):+.2f}"
-                )
-    for set_name, title in SETS:
-        f = res / f"mvat_table1_{set_name}.json"
-        by = {r["model"]: r for r in json.loads(f.read_text())} if f.is_file() else {}
-        if {"noisy", "teacher", "student_baseline"} <= set(by):
-            t, n, b = by["teacher"]["pesq"], by["noisy"]["pesq"], by["student_baseline"]["pesq"]
-            lines += [
-                "",
-                f"On the {title} the CPU-scale teacher scores PESQ {t:.3f}, "
-                f"{'below' if t < n else 'above'} the noisy input ({n:.3f}) and "
-                f"{'below' if t < b else 'above'} the baseline student ({b:.3f})"
-                + (
-                    ": a teacher weaker than its student, the opposite of what distillation "
-                    "assumes."
-                    if t < b
-                    else "."
-                ),
-            ]
     lines += snr_block(profile, res)
     fig = res / "figures" / "05_maps_after.png"
     if fig.is_file():

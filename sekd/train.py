@@ -2,11 +2,18 @@
 
 `train(cfg, out_dir)` runs a `RunConfig` (sekd.config) and writes into `out_dir`:
 `metrics.jsonl` (one JSON line per log interval and per validation), `last.pt` and `best.pt`
-(atomic, loadable with weights_only=True) and `summary.json`. The same entry point runs under
-`torchrun --nproc_per_node N`: DistributedDataParallel (nccl + SyncBatchNorm on GPUs, gloo on
-CPU), each process taking its share of every global batch, rank 0 logging and checkpointing.
-On CPU, BatchNorm statistics are per process (SyncBatchNorm needs a GPU); the single-process
-run with `train.accumulate = N` processes the same micro-batches and is the exact equivalent.
+(atomic, loadable with weights_only=True) and `summary.json`. A folder that already holds a run
+is refused unless `resume` (continue from its last.pt) or `overwrite` (replace it) is given;
+the config, data and teachers are checked before the folder is touched.
+
+The same entry point runs under `torchrun --nproc_per_node N` (and across nodes):
+DistributedDataParallel (nccl + SyncBatchNorm on GPUs, gloo on CPU), each process taking its
+share of every global batch, rank 0 logging and checkpointing. On CPU, BatchNorm statistics are
+per process (SyncBatchNorm needs a GPU); the single-process run with `train.accumulate = N`
+processes the same micro-batches and is the exact equivalent.
+
+A step synchronises with the host once: one check that the total loss and the gradient norm
+are finite. Loss terms reach the host only at log intervals.
 """
 
 from __future__ import annotations
@@ -17,7 +24,6 @@ import os
 import random
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,126 +32,21 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .baselines import Identity
 from .config import RunConfig
-from .data import (
-    SAMPLE_RATE,
-    Corpus,
-    OnTheFlyMixDataset,
-    PairedFolderDataset,
-    collate,
-    mix,
-    read_audio,
-)
-from .data.datasets import voicebank_train_valid
+from .data import ValidItem, build_train_set, build_valid_set, collate, epoch_batches, step_loader
+from .device import pick_device
 from .distill import DistillationObjective, ObjectiveConfig
 from .losses import snr_teacher_loss, weighted_loss
 from .metrics import MetricError, ls_gain, pesq_wb, si_sdr, stoi
 from .models import build, load_checkpoint, load_model, model_from_state, model_state
 from .routing import RoutedTeachers
 
+RUN_FILES = ("metrics.jsonl", "config.json", "last.pt", "best.pt", "summary.json")
+
 
 class TrainingError(RuntimeError):
     """A run that cannot go on (non-finite loss); the last good state has been saved."""
-
-
-# ------------------------------------------------------------------------------------ data
-@dataclass
-class ValidItem:
-    name: str
-    noisy: np.ndarray
-    clean: np.ndarray
-    snr: float
-    group: str = "mix"  # mix: on-the-fly validation mixtures; real: bundled recorded pairs
-
-
-def build_train_set(cfg: RunConfig, corpus: Corpus | None = None):
-    d = cfg.data
-    if d.source == "corpus":
-        corpus = corpus or Corpus()
-        speech = corpus.select(kind="speech", dataset=d.speech_datasets, split="train")
-        noise = corpus.select(
-            kind="noise", dataset=d.noise_datasets, split="train", noise_type=d.noise_types or None
-        )
-        if not speech or not noise:
-            raise ValueError(f"no training speech or noise for {d}")
-        snr_kw = {"snr_range": tuple(d.snr_range)} if d.snr_range else {"snrs": d.snrs}
-        return OnTheFlyMixDataset(
-            speech, noise, segment=d.segment, length=d.examples_per_epoch, seed=cfg.seed, **snr_kw
-        )
-    if d.source == "paired":
-        return PairedFolderDataset(d.noisy_dir, d.clean_dir, segment=d.segment, hop=d.hop)
-    return voicebank_train_valid(d.voicebank_root, d.segment, d.hop)[0]
-
-
-def build_valid_set(cfg: RunConfig, corpus: Corpus | None = None) -> list[ValidItem]:
-    """Whole validation utterances, deterministic given the seed (never the training files)."""
-    d = cfg.data
-    if d.source == "corpus":
-        corpus = corpus or Corpus()
-        rng = np.random.default_rng([cfg.seed, 999])
-        speech = corpus.select(kind="speech", dataset=d.speech_datasets, split="valid")
-        types = d.valid_noise_types or d.noise_types or None
-        noise = corpus.select(
-            kind="noise", dataset=d.noise_datasets, split="valid", noise_type=types
-        )
-        pick = rng.choice(len(speech), size=min(d.valid_utterances, len(speech)), replace=False)
-        snrs = list(d.snrs) if not d.snr_range else list(np.linspace(*d.snr_range, 5))
-        items = []
-        for k, i in enumerate(sorted(pick)):
-            clean = read_audio(speech[i].path)[: int(d.valid_seconds * 16_000)]
-            nf = noise[k % len(noise)]
-            snr = float(snrs[k % len(snrs)])
-            m = mix(clean, read_audio(nf.path), snr, rng, nf.noise_type)
-            items.append(
-                ValidItem(
-                    f"{speech[i].path.stem}_{nf.noise_type}_{snr:+g}", m.mixture, m.clean, snr
-                )
-            )
-        return items + real_valid_items(corpus, d.valid_pairs, d.valid_seconds)
-    if d.source == "paired":
-        if not d.valid_noisy_dir:
-            return []
-        ds = PairedFolderDataset(d.valid_noisy_dir, d.valid_clean_dir)
-    else:
-        ds = voicebank_train_valid(d.voicebank_root, d.segment, d.hop)[1]
-    out = []
-    for name in ds.names[: d.valid_utterances]:
-        xn, xc = ds.audio[name]
-        n = int(d.valid_seconds * 16_000)
-        out.append(ValidItem(name, xn[:n], xc[:n], float("nan")))
-    return out
-
-
-def real_valid_items(corpus: Corpus, datasets, seconds: float) -> list[ValidItem]:
-    """The bundled recorded pairs of `datasets` (train split) as validation items, group "real"."""
-    items = []
-    for name in datasets:
-        noisy = corpus.select(kind="pair", role="noisy", dataset=name, split="train")
-        if not noisy:
-            raise ValueError(f"data.valid_pairs: no bundled train-split pairs of dataset {name!r}")
-        clean = {f.path.name: f for f in corpus.select(kind="pair", role="clean", dataset=name)}
-        n = int(seconds * SAMPLE_RATE)
-        for f in noisy:
-            c = clean.get(f.path.name)
-            if c is None or "train" not in c.path.parts:
-                raise ValueError(f"data.valid_pairs: {f.path} has no clean partner")
-            items.append(
-                ValidItem(
-                    f"{name}:{f.path.stem}",
-                    read_audio(f.path)[:n],
-                    read_audio(c.path)[:n],
-                    float("nan"),
-                    "real",
-                )
-            )
-    return items
-
-
-def epoch_batches(n: int, batch: int, epoch: int, seed: int) -> list[list[int]]:
-    """The global batches of an epoch: a seeded permutation cut into full batches."""
-    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    perm = torch.randperm(n, generator=g).tolist()
-    return [perm[k * batch : (k + 1) * batch] for k in range(n // batch)]
 
 
 # ------------------------------------------------------------------------------- objective
@@ -156,8 +57,9 @@ def _resolve(path: str) -> Path:
     return p
 
 
-class Step:
-    """Turns a batch into (total loss, named terms); the teacher(s) run once per batch."""
+class TrainingObjective:
+    """The loss of a run: turns a batch into (total loss, named terms), as tensors (no host
+    synchronisation); the teacher(s) run once per batch."""
 
     def __init__(self, cfg: RunConfig, student, device):
         self.cfg, self.student, self.device = cfg, student, device
@@ -186,8 +88,8 @@ class Step:
             raise ValueError("objective.kind = snr_teacher needs teacher.routing = single or snr")
 
     def __call__(self, batch: dict):
-        noisy = batch["mixture"].to(self.device)
-        clean = batch["clean"].to(self.device)
+        noisy = batch["mixture"].to(self.device, non_blocking=True)
+        clean = batch["clean"].to(self.device, non_blocking=True)
         o = self.cfg.objective
         if o.kind == "manner" and self.band_objectives is not None:
             return self.routed_distill(noisy, clean, batch["snr"])
@@ -231,6 +133,60 @@ class Step:
         return float(0.5 * F.mse_loss(out, clean))
 
 
+# ------------------------------------------------------------------------------- validate
+VALID_MEASURES = ("pesq", "stoi", "si_sdr", "si_sdri", "gain")
+
+
+@torch.no_grad()
+def validate(model, items: list[ValidItem], objective: TrainingObjective, device) -> dict:
+    """Whole-utterance validation at batch 1.
+
+    PESQ, STOI, SI-SDR, SI-SDR improvement over the input and the least-squares gain of the
+    output on the clean signal (negative: inverted polarity; PESQ, STOI and SI-SDR do not see
+    the sign), each a mean over the files that scored; `gain_median` too; the loss; and, when
+    the set has recorded pairs besides the mixtures, the same measures per group
+    (`real_pesq`, `mix_pesq`, ...).
+    """
+    model.eval()
+    rows, losses, failed = [], [], 0
+    for it in items:
+        x = torch.from_numpy(it.noisy)[None, None].to(device)
+        c = torch.from_numpy(it.clean)[None, None].to(device)
+        y = model(x)
+        losses.append(objective.valid_loss(y, x, c))
+        y = y[0, 0].float().cpu().numpy()
+        try:
+            sdr = si_sdr(it.clean, y)
+            row = {
+                "group": it.group,
+                "pesq": pesq_wb(it.clean, y),
+                "stoi": stoi(it.clean, y),
+                "si_sdr": sdr,
+                "si_sdri": sdr - si_sdr(it.clean, it.noisy),
+                "gain": ls_gain(it.clean, y),
+            }
+        except MetricError:
+            failed += 1
+            continue
+        rows.append(row)
+
+    def means(rs, prefix=""):
+        return {
+            f"{prefix}{k}": float(np.mean([r[k] for r in rs])) if rs else float("nan")
+            for k in VALID_MEASURES
+        }
+
+    out = means(rows)
+    out["gain_median"] = float(np.median([r["gain"] for r in rows])) if rows else float("nan")
+    groups = sorted({r["group"] for r in rows})
+    if len(groups) > 1:
+        for g in groups:
+            out.update(means([r for r in rows if r["group"] == g], f"{g}_"))
+    out["loss"] = float(np.mean(losses)) if losses else float("nan")
+    out["failed"] = failed
+    return out
+
+
 def init_identity(student, train_set, cfg: RunConfig, device) -> float:
     """`model.init = "identity"`: fit the student's output layer on the run's first global
     batch (every process the same batch, so the weights agree); returns the fit's R^2."""
@@ -254,14 +210,6 @@ def _dist_info():
         dist.init_process_group(backend)
     rank = dist.get_rank() if world > 1 else 0
     return rank, world
-
-
-def _pick_device(device: str | None, rank: int) -> torch.device:
-    if device:
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", rank)))
-    return torch.device("cpu")
 
 
 # ---------------------------------------------------------------------------- checkpoints
@@ -298,280 +246,46 @@ def _make_scheduler(cfg: RunConfig, opt, total_steps: int):
     return None
 
 
-# ------------------------------------------------------------------------------- validate
-VALID_MEASURES = ("pesq", "stoi", "si_sdr", "si_sdri", "gain")
+def _planned_steps(ck: dict) -> int | None:
+    """The total steps a checkpoint's run was planned for (OneCycle's schedule length)."""
+    if "total_steps" in ck:
+        return int(ck["total_steps"])
+    return (ck.get("scheduler") or {}).get("total_steps")
 
 
-@torch.no_grad()
-def validate(model, items: list[ValidItem], step_obj: Step, device) -> dict:
-    """Whole-utterance validation at batch 1.
-
-    PESQ, STOI, SI-SDR, SI-SDR improvement over the input and the least-squares gain of the
-    output on the clean signal (negative: inverted polarity; PESQ, STOI and SI-SDR do not see
-    the sign), each a mean over the files that scored; `gain_median` too; the loss; and, when
-    the set has recorded pairs besides the mixtures, the same measures per group
-    (`real_pesq`, `mix_pesq`, ...).
-    """
-    model.eval()
-    rows, losses, failed = [], [], 0
-    for it in items:
-        x = torch.from_numpy(it.noisy)[None, None].to(device)
-        c = torch.from_numpy(it.clean)[None, None].to(device)
-        y = model(x)
-        losses.append(step_obj.valid_loss(y, x, c))
-        y = y[0, 0].float().cpu().numpy()
-        try:
-            sdr = si_sdr(it.clean, y)
-            row = {
-                "group": it.group,
-                "pesq": pesq_wb(it.clean, y),
-                "stoi": stoi(it.clean, y),
-                "si_sdr": sdr,
-                "si_sdri": sdr - si_sdr(it.clean, it.noisy),
-                "gain": ls_gain(it.clean, y),
-            }
-        except MetricError:
-            failed += 1
-            continue
-        rows.append(row)
-
-    def means(rs, prefix=""):
-        return {
-            f"{prefix}{k}": float(np.mean([r[k] for r in rs])) if rs else float("nan")
-            for k in VALID_MEASURES
-        }
-
-    out = means(rows)
-    out["gain_median"] = float(np.median([r["gain"] for r in rows])) if rows else float("nan")
-    groups = sorted({r["group"] for r in rows})
-    if len(groups) > 1:
-        for g in groups:
-            out.update(means([r for r in rows if r["group"] == g], f"{g}_"))
-    out["loss"] = float(np.mean(losses)) if losses else float("nan")
-    out["failed"] = failed
-    return out
-
-
-# ---------------------------------------------------------------------------------- train
-def train(
-    cfg: RunConfig,
-    out_dir,
-    resume: bool = False,
-    device: str | None = None,
-    progress: bool = True,
-    on_step=None,
-) -> dict:
-    """Run `cfg` into `out_dir`; returns the summary (also written to summary.json)."""
-    out = Path(out_dir)
-    rank, world = _dist_info()
-    dev = _pick_device(device, rank)
-    tc = cfg.train
-    if tc.batch_size % world:
-        raise ValueError(f"train.batch_size {tc.batch_size} is not divisible by {world} processes")
-    if world > 1 and tc.accumulate > 1:
-        raise ValueError("use either several processes or train.accumulate, not both")
-    if tc.deterministic:
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-
-    student = build(cfg.model.preset).to(dev)
-    train_set = build_train_set(cfg)
-    valid_items = build_valid_set(cfg) if rank == 0 else []
-    batches_per_epoch = len(train_set) // tc.batch_size
-    if batches_per_epoch == 0:
-        raise ValueError(f"{len(train_set)} training examples make no batch of {tc.batch_size}")
-    total_steps = tc.max_steps or tc.epochs * batches_per_epoch
-    opt = torch.optim.Adam(student.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas))
-    sched = _make_scheduler(cfg, opt, total_steps)
-    step, best, start_epoch = 0, None, 0
-    last_path, best_path = out / "last.pt", out / "best.pt"
-    if resume and last_path.is_file():
-        ck = load_checkpoint(last_path)
-        student.load_state_dict(ck["model"]["state_dict"])
-        opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck.get("scheduler"):
-            sched.load_state_dict(ck["scheduler"])
-        _set_rng_state(ck["rng"])
-        step, best = int(ck["step"]), ck.get("best")
-        start_epoch = step // batches_per_epoch
-        if rank == 0:
-            _truncate_log(out / "metrics.jsonl", step)
-    else:
-        if rank == 0:
-            (out / "metrics.jsonl").write_text("")
-            (out / "config.json").write_text(json.dumps(cfg.to_dict(), indent=1))
-        if cfg.model.init == "identity":
-            r2 = init_identity(student, train_set, cfg, dev)
-            if rank == 0:
-                with open(out / "metrics.jsonl", "a") as fh:
-                    fh.write(json.dumps({"kind": "init", "step": 0, "identity_r2": r2}) + "\n")
-
-    model = student
-    if world > 1:
-        if dev.type == "cuda":
-            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None
-        )
-    step_obj = Step(cfg, model, dev)
-    amp = torch.autocast("cuda", torch.bfloat16) if tc.bf16 and dev.type == "cuda" else None
-
-    def checkpoint(path: Path):
-        _atomic_save(
-            {
-                "model": model_state(student, cfg.model.preset),
-                "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else {},
-                "rng": _rng_state(),
-                "step": step,
-                "epoch": step // batches_per_epoch,
-                "best": best,
-                "config": json.dumps(cfg.to_dict()),
-            },
-            path,
+def _check_folder(out: Path, resume: bool, overwrite: bool) -> None:
+    """A folder that holds a run is only continued (resume) or replaced (overwrite)."""
+    if resume and overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue a run or replace it")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise NotADirectoryError(f"run folder {out} exists and is not a folder")
+    held = sorted(p.name for p in out.iterdir() if p.name in RUN_FILES)
+    if held and not (resume or overwrite):
+        raise FileExistsError(
+            f"{out} already holds a run ({', '.join(held)}); pass --resume to continue it or "
+            "--overwrite to replace it (nothing was changed)"
         )
 
-    def log(record: dict):
-        if rank == 0:
-            with open(out / "metrics.jsonl", "a") as fh:
-                fh.write(json.dumps(record) + "\n")
 
-    def run_validation():
-        nonlocal best
-        score = None
-        if rank == 0 and valid_items:
-            v = validate(student, valid_items, step_obj, dev)
-            log({"kind": "valid", "step": step, **v})
-            if v["gain_median"] <= 0:
-                warnings.warn(
-                    f"{cfg.name}, step {step}: the median least-squares gain of the output on "
-                    f"the clean validation signals is {v['gain_median']:.3f} (<= 0: inverted "
-                    "polarity or silence); PESQ and STOI do not show this",
-                    stacklevel=2,
-                )
-            score = v["pesq"] if tc.valid_metric == "pesq" else -v["loss"]
-            if best is None or (math.isfinite(score) and score > best):
-                best = score
-                checkpoint(best_path)
-            score = v["loss"]
-        if world > 1:
-            box = [score]
-            dist.broadcast_object_list(box, src=0)
-            score = box[0]
-        if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau) and score is not None:
-            sched.step(score)
-        if rank == 0 and not tc.checkpoint_every:
-            checkpoint(last_path)
-
-    def fail(buffers: dict, what: str, detail: str = "", save: bool = True):
-        if save and rank == 0:
-            with torch.no_grad():
-                for k, b in student.named_buffers():
-                    b.copy_(buffers[k])
-            checkpoint(last_path)
-        kept = (
-            f"the last good state (step {step}) is saved in {last_path}"
-            if save
-            else f"the last checkpoint in {last_path} is kept as the last good state"
+def _check_compatible(ck: dict, student, cfg: RunConfig, path: Path, total_steps: int) -> None:
+    """Refuse a resume whose checkpoint cannot continue this config, before anything is loaded."""
+    stored = ck.get("model", {}).get("config")
+    if stored is not None and stored != student.cfg.to_dict():
+        raise ValueError(
+            f"{path} holds a model of another shape (preset "
+            f"{ck['model'].get('preset') or '?'!r}, config {stored}) than model.preset = "
+            f"{cfg.model.preset!r}; resume it with its own config, or train into a new folder"
         )
-        detail = f" ({detail})" if detail else ""
-        raise TrainingError(f"non-finite {what} at step {step + 1}{detail}; {kept}")
-
-    micro = tc.batch_size // max(world, tc.accumulate)
-    bar = tqdm(total=total_steps, initial=step, desc=cfg.name, disable=not progress or rank > 0)
-    t0, seen, t_last = time.perf_counter(), 0, time.perf_counter()
-    epoch = start_epoch
-    while step < total_steps:
-        train_set.set_epoch(epoch) if hasattr(train_set, "set_epoch") else None
-        batches = epoch_batches(len(train_set), tc.batch_size, epoch, cfg.seed)
-        for gb in batches[step - epoch * batches_per_epoch :]:
-            if step >= total_steps:
-                break
-            model.train()
-            # this process's share of the global batch (several processes), or the
-            # micro-batches of gradient accumulation (one process): the same split either way
-            if world > 1:
-                parts = [gb[rank::world]]
-            else:
-                parts = [gb[k :: tc.accumulate] for k in range(tc.accumulate)]
-            opt.zero_grad(set_to_none=True)
-            terms_sum: dict[str, float] = {}
-            # BatchNorm updates its running statistics in the forward pass: keep them, so a
-            # step that turns out non-finite can be undone before the last good state is saved
-            buffers = {k: b.clone() for k, b in student.named_buffers()}
-
-            for idx in parts:
-                batch = collate([train_set[i] for i in idx])
-                if amp is not None:
-                    with amp:
-                        total, terms = step_obj(batch)
-                else:
-                    total, terms = step_obj(batch)
-                bad = [k for k, v in terms.items() if not torch.isfinite(v)]
-                if bad or not torch.isfinite(total):
-                    names = ", ".join(f"{k}={float(terms[k])}" for k in bad)
-                    fail(buffers, "loss", names or f"total={float(total)}")
-                (total / len(parts)).backward()
-                for k, v in terms.items():
-                    terms_sum[k] = terms_sum.get(k, 0.0) + float(v) / len(parts)
-            if any(
-                p.grad is not None and not torch.isfinite(p.grad).all()
-                for p in student.parameters()
-            ):
-                fail(buffers, "gradient")
-            if cfg.optim.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.optim.grad_clip)
-            opt.step()
-            if not all(torch.isfinite(p).all() for p in student.parameters()):
-                fail(buffers, "parameters after the optimiser step", save=False)
-            if isinstance(sched, torch.optim.lr_scheduler.OneCycleLR):
-                sched.step()
-            step += 1
-            seen += len(gb)
-            bar.update()
-            bar.set_postfix(loss=f"{terms_sum.get('total', 0.0):.4f}")
-            if on_step is not None:
-                on_step(step)
-            if step % tc.log_every == 0 or step == total_steps:
-                now = time.perf_counter()
-                log(
-                    {
-                        "kind": "train",
-                        "step": step,
-                        "epoch": epoch,
-                        "lr": opt.param_groups[0]["lr"],
-                        **terms_sum,
-                        "steps_per_s": tc.log_every / max(now - t_last, 1e-9),
-                        "audio_s_per_s": seen * cfg.data.segment / 16_000 / max(now - t0, 1e-9),
-                    }
-                )
-                t_last = now
-            if tc.valid_every and step % tc.valid_every == 0:
-                run_validation()
-            if rank == 0 and tc.checkpoint_every and step % tc.checkpoint_every == 0:
-                checkpoint(last_path)
-        epoch += 1
-        if not tc.valid_every and step % batches_per_epoch == 0:
-            run_validation()
-    bar.close()
-    if rank == 0:
-        checkpoint(last_path)
-        if not best_path.exists():
-            checkpoint(best_path)
-    summary = {
-        "name": cfg.name,
-        "steps": step,
-        "best": best,
-        "micro_batch": micro,
-        "seconds": time.perf_counter() - t0,
-        "world_size": world,
-    }
-    if rank == 0:
-        (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    planned = _planned_steps(ck)
+    if cfg.optim.schedule == "onecycle" and planned is not None and planned != total_steps:
+        raise ValueError(
+            f"{path} was planned for {planned} steps with a OneCycle schedule; it cannot be "
+            f"continued for {total_steps} (the schedule would change under it). Resume with "
+            f"--max-steps {planned}, or start a new run; a constant or plateau schedule "
+            "(optim.schedule) can be extended"
+        )
 
 
 def _truncate_log(path: Path, step: int) -> None:
@@ -580,6 +294,298 @@ def _truncate_log(path: Path, step: int) -> None:
         return
     keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
     path.write_text("".join(ln + "\n" for ln in keep))
+
+
+def _all_finite(tensors) -> bool:
+    """One fused check (one host synchronisation) that every tensor is finite."""
+    tensors = [t.detach() for t in tensors if t.is_floating_point()]
+    if not tensors:
+        return True
+    # x * 0 is 0 for finite x and NaN for inf / NaN: a norm that cannot overflow
+    zeros = torch._foreach_mul(tensors, 0.0)
+    return bool(torch.isfinite(torch.stack(torch._foreach_norm(zeros))).all())
+
+
+# ---------------------------------------------------------------------------------- train
+class Trainer:
+    """One run: `__init__` checks and builds everything (nothing in the folder changes if it
+    fails), `fit` loops over `optimisation_step` and `validate_and_checkpoint`."""
+
+    def __init__(self, cfg: RunConfig, out, resume=False, overwrite=False, device=None):
+        self.cfg, self.out = cfg, Path(out)
+        self.rank, self.world = _dist_info()
+        tc = cfg.train
+        if tc.batch_size % self.world:
+            raise ValueError(
+                f"train.batch_size {tc.batch_size} is not divisible by {self.world} processes"
+            )
+        if self.world > 1 and tc.accumulate > 1:
+            raise ValueError("use either several processes or train.accumulate, not both")
+        _check_folder(self.out, resume, overwrite)
+        self.dev = pick_device(device, int(os.environ.get("LOCAL_RANK", self.rank)))
+        if tc.deterministic:
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+
+        self.student = build(cfg.model.preset).to(self.dev)
+        self.train_set = build_train_set(cfg.data, cfg.seed)
+        self.valid_items = build_valid_set(cfg.data, cfg.seed) if self.rank == 0 else []
+        self.per_epoch = len(self.train_set) // tc.batch_size
+        if self.per_epoch == 0:
+            raise ValueError(
+                f"{len(self.train_set)} training examples make no batch of {tc.batch_size}"
+            )
+        self.total_steps = tc.max_steps or tc.epochs * self.per_epoch
+        self.opt = torch.optim.Adam(
+            self.student.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas)
+        )
+        self.sched = _make_scheduler(cfg, self.opt, self.total_steps)
+        self.model = self.student
+        if self.world > 1:
+            if self.dev.type == "cuda":
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None
+            )
+        self.objective = TrainingObjective(cfg, self.model, self.dev)
+        self.step, self.best = 0, None
+        self.last, self.best_path = self.out / "last.pt", self.out / "best.pt"
+        ck = load_checkpoint(self.last) if resume and self.last.is_file() else None
+        if ck is not None:
+            _check_compatible(ck, self.student, cfg, self.last, self.total_steps)
+        # ---- every check passed: only now is the run folder touched
+        if ck is not None:
+            self._restore(ck)
+        else:
+            self._start(overwrite)
+        self.buffers = [b for b in self.student.buffers() if b.is_floating_point()]
+        self.snapshot = [b.clone() for b in self.buffers]
+        bf16 = tc.bf16 and self.dev.type == "cuda"
+        self.amp = torch.autocast("cuda", torch.bfloat16) if bf16 else None
+
+    # ------------------------------------------------------------------ restore / start
+    def _restore(self, ck: dict) -> None:
+        self.student.load_state_dict(ck["model"]["state_dict"])
+        self.opt.load_state_dict(ck["optimizer"])
+        if self.sched is not None and ck.get("scheduler"):
+            self.sched.load_state_dict(ck["scheduler"])
+        _set_rng_state(ck["rng"])
+        self.step, self.best = int(ck["step"]), ck.get("best")
+        if self.rank == 0:
+            _truncate_log(self.out / "metrics.jsonl", self.step)
+
+    def _start(self, overwrite: bool) -> None:
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            if overwrite:
+                for name in RUN_FILES:
+                    (self.out / name).unlink(missing_ok=True)
+            (self.out / "metrics.jsonl").write_text("")
+            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
+        if self.cfg.model.init == "identity":
+            r2 = init_identity(self.student, self.train_set, self.cfg, self.dev)
+            self.log({"kind": "init", "step": 0, "identity_r2": r2})
+        if self.rank == 0 and self.valid_items:  # the noisy input's scores, for reference
+            v = validate(Identity(), self.valid_items, self.objective, self.dev)
+            self.log({"kind": "valid_input", "step": 0, **v})
+
+    # ---------------------------------------------------------------------- records
+    def log(self, record: dict) -> None:
+        if self.rank == 0:
+            with open(self.out / "metrics.jsonl", "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+
+    def checkpoint(self, path: Path) -> None:
+        _atomic_save(
+            {
+                "model": model_state(self.student, self.cfg.model.preset),
+                "optimizer": self.opt.state_dict(),
+                "scheduler": self.sched.state_dict() if self.sched is not None else {},
+                "rng": _rng_state(),
+                "step": self.step,
+                "epoch": self.step // self.per_epoch,
+                "total_steps": self.total_steps,
+                "best": self.best,
+                "config": json.dumps(self.cfg.to_dict()),
+            },
+            path,
+        )
+
+    def fail(self, what: str, detail: str = "") -> None:
+        """Undo this step's BatchNorm updates, keep the last good state, raise."""
+        save = self.rank == 0 and _all_finite(self.student.parameters())
+        if save:
+            torch._foreach_copy_(self.buffers, self.snapshot)
+            self.checkpoint(self.last)
+        kept = (
+            f"the last good state (step {self.step}) is saved in {self.last}"
+            if save
+            else f"the last checkpoint in {self.last} is kept as the last good state"
+        )
+        detail = f" ({detail})" if detail else ""
+        raise TrainingError(f"non-finite {what} at step {self.step + 1}{detail}; {kept}")
+
+    # ------------------------------------------------------------- one optimisation step
+    def optimisation_step(self, parts: list[dict]) -> dict[str, torch.Tensor]:
+        """Forward, backward and update on this process's micro-batches; returns the loss
+        terms as tensors. One host synchronisation: the finiteness of loss and gradients."""
+        self.model.train()
+        self.opt.zero_grad(set_to_none=True)
+        # BatchNorm updates its running statistics in the forward pass: keep them, so a step
+        # that turns out non-finite can be undone before the last good state is saved
+        torch._foreach_copy_(self.snapshot, self.buffers)
+        terms_sum: dict[str, torch.Tensor] = {}
+        total_sum = torch.zeros((), device=self.dev)
+        for batch in parts:
+            if self.amp is not None:
+                with self.amp:
+                    total, terms = self.objective(batch)
+            else:
+                total, terms = self.objective(batch)
+            (total / len(parts)).backward()
+            total_sum = total_sum + total.detach().float() / len(parts)
+            for k, v in terms.items():
+                terms_sum[k] = terms_sum.get(k, 0.0) + v.detach().float() / len(parts)
+        grads = [p.grad for p in self.student.parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm(grads)
+        if not bool(torch.isfinite(total_sum) & torch.isfinite(norm)):
+            bad = {k: float(v) for k, v in terms_sum.items() if not math.isfinite(float(v))}
+            if bad or not math.isfinite(float(total_sum)):
+                names = ", ".join(f"{k}={v}" for k, v in bad.items())
+                self.fail("loss", names or f"total={float(total_sum)}")
+            self.fail("gradient")
+        if self.cfg.optim.grad_clip > 0:
+            torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.optim.grad_clip, norm)
+        self.opt.step()
+        if isinstance(self.sched, torch.optim.lr_scheduler.OneCycleLR):
+            self.sched.step()
+        self.step += 1
+        return terms_sum
+
+    # ------------------------------------------------------- validate and checkpoint
+    def validate_and_checkpoint(self) -> None:
+        score = None
+        if self.rank == 0 and self.valid_items:
+            v = validate(self.student, self.valid_items, self.objective, self.dev)
+            self.log({"kind": "valid", "step": self.step, **v})
+            if v["gain_median"] <= 0:
+                warnings.warn(
+                    f"{self.cfg.name}, step {self.step}: the median least-squares gain of the "
+                    f"output on the clean validation signals is {v['gain_median']:.3f} (<= 0: "
+                    "inverted polarity or silence); PESQ and STOI do not show this",
+                    stacklevel=2,
+                )
+            metric = v["pesq"] if self.cfg.train.valid_metric == "pesq" else -v["loss"]
+            if self.best is None or (math.isfinite(metric) and metric > self.best):
+                self.best = metric
+                self.checkpoint(self.best_path)
+            score = v["loss"]
+        if self.world > 1:
+            box = [score]
+            dist.broadcast_object_list(box, src=0)
+            score = box[0]
+        if isinstance(self.sched, torch.optim.lr_scheduler.ReduceLROnPlateau) and score is not None:
+            self.sched.step(score)
+        if self.rank == 0 and not self.cfg.train.checkpoint_every:
+            self.checkpoint(self.last)
+
+    # ---------------------------------------------------------------------- the loop
+    def fit(self, progress: bool = True, on_step=None) -> dict:
+        tc, cfg = self.cfg.train, self.cfg
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc=cfg.name,
+            disable=not progress or self.rank > 0,
+        )
+        t0 = t_last = time.perf_counter()
+        seen = 0
+        epoch = self.step // self.per_epoch
+        while self.step < self.total_steps:
+            loader = step_loader(
+                self.train_set,
+                epoch,
+                cfg.seed,
+                tc.batch_size,
+                start=self.step - epoch * self.per_epoch,
+                rank=self.rank,
+                world=self.world,
+                accumulate=tc.accumulate,
+                num_workers=tc.num_workers,
+                pin_memory=self.dev.type == "cuda",
+            )
+            for parts in loader:
+                if self.step >= self.total_steps:
+                    break
+                terms = self.optimisation_step(parts)
+                seen += tc.batch_size
+                bar.update()
+                if on_step is not None:
+                    on_step(self.step)
+                if self.step % tc.log_every == 0 or self.step == self.total_steps:
+                    now = time.perf_counter()
+                    host = {k: float(v) for k, v in terms.items()}  # the only host copies
+                    bar.set_postfix(loss=f"{host.get('total', 0.0):.4f}")
+                    self.log(
+                        {
+                            "kind": "train",
+                            "step": self.step,
+                            "epoch": epoch,
+                            "lr": self.opt.param_groups[0]["lr"],
+                            **host,
+                            "steps_per_s": tc.log_every / max(now - t_last, 1e-9),
+                            "audio_s_per_s": seen * cfg.data.segment / 16_000 / (now - t0),
+                        }
+                    )
+                    t_last = now
+                if tc.valid_every and self.step % tc.valid_every == 0:
+                    self.validate_and_checkpoint()
+                if self.rank == 0 and tc.checkpoint_every and self.step % tc.checkpoint_every == 0:
+                    self.checkpoint(self.last)
+            epoch += 1
+            if not tc.valid_every and self.step % self.per_epoch == 0:
+                self.validate_and_checkpoint()
+        bar.close()
+        if self.rank == 0:
+            if not _all_finite(self.student.parameters()):
+                raise TrainingError(
+                    f"non-finite parameters after step {self.step}; the last checkpoint in "
+                    f"{self.last} is kept as the last good state"
+                )
+            self.checkpoint(self.last)
+            if not self.best_path.exists():
+                self.checkpoint(self.best_path)
+        summary = {
+            "name": cfg.name,
+            "steps": self.step,
+            "total_steps": self.total_steps,
+            "best": self.best,
+            "micro_batch": tc.batch_size // max(self.world, tc.accumulate),
+            "seconds": time.perf_counter() - t0,
+            "world_size": self.world,
+        }
+        if self.rank == 0:
+            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+        return summary
+
+
+def train(
+    cfg: RunConfig,
+    out_dir,
+    resume: bool = False,
+    overwrite: bool = False,
+    device: str | None = None,
+    progress: bool = True,
+    on_step=None,
+) -> dict:
+    """Run `cfg` into `out_dir`; returns the summary (also written to summary.json).
+
+    `resume` continues the run in `out_dir` from its last.pt (a fresh start if there is none);
+    `overwrite` replaces a run that is there. Without either, a folder holding a run is an
+    error and nothing in it changes.
+    """
+    return Trainer(cfg, out_dir, resume, overwrite, device).fit(progress, on_step)
 
 
 def load_trained(path):

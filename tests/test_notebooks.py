@@ -102,7 +102,7 @@ def test_param_parsing():
 
 
 def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch):
-    import sekd.study as study
+    import sekd.study.runs as study
     from sekd.models import build, save_model
 
     monkeypatch.setattr(study, "COMMITTED", tmp_path / "checkpoints")
@@ -174,7 +174,7 @@ def _result(scores: dict) -> dict:
     }
 
 
-METRIC_KEYS = ("pesq", "stoi", "csig", "cbak", "covl")
+METRIC_KEYS = ("pesq", "stoi", "csig", "cbak", "covl", "si_sdr", "si_sdri", "gain")
 
 
 def test_distillation_effect_averages_each_file_over_seeds():
@@ -200,29 +200,119 @@ def test_distillation_effect_averages_each_file_over_seeds():
     assert e["diff_std_over_seeds"] == pytest.approx(np.std([0.3, 0.2], ddof=1))
 
 
-def test_snr_effect_pairs_s2_with_s1_by_file_and_per_snr():
-    from sekd.study import mean_ci, snr_effect
+def test_snr_effect_pairs_s2_with_s1_by_file_per_snr_and_over_seeds():
+    from sekd.study import cluster_bootstrap_ci, snr_effect
 
     def res(vals):
         return {
             "files": [
-                {"name": n, "snr": snr, "pesq": v, "stoi": v / 4, "error": ""} for n, snr, v in vals
+                {"name": n, "snr": snr, "seen": n != "d", "utterance": n[0], "pesq": v,
+                 "stoi": v / 4, "si_sdri": v, "error": ""}
+                for n, snr, v in vals
             ]
-        }
+        }  # fmt: skip
 
-    grid = [("a", -5.0, 1.0), ("b", -5.0, 1.2), ("c", 10.0, 2.0), ("d", 10.0, 2.4)]
+    grid = [("a1", -5.0, 1.0), ("b1", -5.0, 1.2), ("c1", 10.0, 2.0), ("d", 10.0, 2.4)]
+    s2 = [(n, s, v + d) for (n, s, v), d in zip(grid, (0.1, 0.3, 0.0, -0.1))]
+    s2b = [(n, s, v + d) for (n, s, v), d in zip(grid, (0.3, 0.1, 0.2, 0.1))]
     out = snr_effect(
         {
             "noisy": res(grid),
             "snr_s1": res(grid),
-            "snr_s2": res([(n, s, v + d) for (n, s, v), d in zip(grid, (0.1, 0.3, 0.0, -0.1))]),
+            "snr_s1_seed1": res(grid),
+            "snr_s2": res(s2),
+            "snr_s2_seed1": res(s2b),
         }
     )
-    by = {(r["metric"], r["snr"]): r for r in out}
-    assert by[("pesq", "all")]["pairs"] == 4
-    assert by[("pesq", "all")]["diff"] == pytest.approx(0.075)
-    assert (by[("pesq", "-5 dB")]["ci_low"], by[("pesq", "-5 dB")]["ci_high"]) == pytest.approx(
-        mean_ci([0.1, 0.3])[1:]
-    )
-    assert by[("pesq", "+10 dB")]["diff"] == pytest.approx(-0.05)
-    assert by[("stoi", "all")]["diff"] == pytest.approx(0.075 / 4)
+    by = {(r["metric"], r["group"]): r for r in out}
+    allp = by[("pesq", "all")]
+    assert allp["pairs"] == 4 and allp["seeds"] == 2
+    # each file's difference is averaged over the seeds: 0.2, 0.2, 0.1, 0.0
+    assert allp["diff"] == pytest.approx(0.125)
+    assert allp["diff_per_seed"] == pytest.approx([0.075, 0.175])
+    want = cluster_bootstrap_ci([0.2, 0.2, 0.1, 0.0], ["a", "b", "c", "d"])
+    assert (allp["ci_low"], allp["ci_high"]) == pytest.approx(want[1:])
+    assert by[("pesq", "-5 dB")]["diff"] == pytest.approx(0.2)
+    assert by[("pesq", "+10 dB")]["diff"] == pytest.approx(0.05)
+    assert by[("pesq", "unseen noises")]["pairs"] == 1
+    assert by[("stoi", "all")]["diff"] == pytest.approx(0.125 / 4)
+
+
+def test_cluster_bootstrap_counts_clusters_not_files():
+    from sekd.study import cluster_bootstrap_ci, mean_ci
+
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.1, 0.2, 12)
+    clusters = np.arange(12)
+    m, lo, hi = cluster_bootstrap_ci(values, clusters)
+    # every cluster repeated five times: the same evidence, the same interval...
+    m5, lo5, hi5 = cluster_bootstrap_ci(np.repeat(values, 5), np.repeat(clusters, 5))
+    assert (m5, lo5, hi5) == pytest.approx((m, lo, hi), abs=1e-3)
+    # ...where a t-interval over the files would shrink by about sqrt(5)
+    t1, t5 = mean_ci(values), mean_ci(np.repeat(values, 5))
+    assert (t5[2] - t5[1]) < 0.5 * (t1[2] - t1[1])
+    # with one file per cluster it is close to the t-interval
+    assert lo == pytest.approx(t1[1], abs=0.05) and hi == pytest.approx(t1[2], abs=0.05)
+    assert np.isnan(cluster_bootstrap_ci([1.0, 2.0], ["a", "a"])[1])
+
+
+def test_verdict_rule():
+    from sekd.study import direction, verdict
+
+    assert verdict(0.01, 0.1, 0.06) == "agrees with"
+    assert verdict(-0.2, -0.1, 0.06) == "contradicts"
+    assert verdict(-0.01, 0.1, 0.06) == "does not confirm"
+    assert verdict(float("nan"), float("nan"), 0.06) == "does not confirm"
+    assert verdict(-0.2, -0.1, -0.05) == "agrees with"
+    assert direction(0.1, 0.2) == "above" and direction(-1, 1) == "not apart from"
+
+
+def _scored(scores: dict, **fixed) -> dict:
+    """A result with per-file rows (every measure = the file's value unless fixed) and means."""
+    from sekd.metrics import METRICS
+
+    files = [
+        {"name": n, "error": "", **{k: v for k in METRICS}, **fixed} for n, v in scores.items()
+    ]
+    mean = {k: float(np.mean([f[k] for f in files])) for k in METRICS}
+    return {"files": files, "mean": mean, "count": len(files), "failed": 0}
+
+
+def test_enhances_needs_pesq_stoi_si_sdr_and_positive_gain():
+    from sekd.study import enhances
+
+    noisy = _scored({"a": 1.0, "b": 1.2})
+    assert enhances(_scored({"a": 1.5, "b": 1.6}), noisy)
+    assert not enhances(_scored({"a": 1.5, "b": 1.6}, gain=-0.7), noisy)  # inverted
+    assert not enhances(_scored({"a": 1.5, "b": 1.6}, stoi=0.5), noisy)
+
+
+def test_teacher_preconditions_margins_and_intervals():
+    from sekd.study import TEACHER_OVER_BASELINE, TEACHER_OVER_NOISY, teacher_preconditions
+
+    files = [f"f{i}" for i in range(8)]
+    noisy = _scored({f: 2.0 + 0.01 * i for i, f in enumerate(files)})
+
+    def shifted(d, **fixed):
+        return _scored({f: 2.0 + 0.01 * i + d + 0.001 * (i % 3) for i, f in enumerate(files)},
+                       **fixed)  # fmt: skip
+
+    results = {
+        "voicebank": {
+            "noisy": noisy,
+            "teacher": shifted(0.5),
+            "student_baseline": shifted(0.2),
+            "student_baseline_seed1": shifted(0.3),
+        }
+    }
+    checks = {c["check"]: c for c in teacher_preconditions(results)}
+    c = checks["teacher - noisy, PESQ"]
+    assert c["margin"] == TEACHER_OVER_NOISY and c["holds"] and c["pairs"] == 8
+    b = checks["teacher - student_baseline, PESQ"]
+    # against the mean of the baseline's two seeds: 0.5 - 0.25
+    assert b["diff"] == pytest.approx(0.25) and b["margin"] == TEACHER_OVER_BASELINE
+    assert b["holds"]
+    results["voicebank"]["teacher"] = shifted(0.2, gain=-0.6)  # an inverted, weaker teacher
+    checks = {c["check"]: c for c in teacher_preconditions(results)}
+    assert not checks["teacher - noisy, PESQ"]["holds"]
+    assert not checks["teacher output gain on clean"]["holds"]

@@ -1,6 +1,7 @@
 import json
 
-from sekd.readme import results_block
+from sekd.metrics import MEASURE, QUALITY
+from sekd.readme import header, results_block
 
 
 def _write(path, obj):
@@ -8,18 +9,26 @@ def _write(path, obj):
     path.write_text(json.dumps(obj))
 
 
+def test_header_comes_from_the_metric_registry():
+    head = header()[0]
+    for k in QUALITY:
+        assert f"| {MEASURE[k].title} |" in head
+    assert head.startswith("| model | seeds |") and head.endswith("| enhances |")
+
+
 def test_results_block_reads_the_files_with_seed_spread_and_verdicts(tmp_path):
     res = tmp_path / "results" / "cpu"
     assert "No `cpu` results" in results_block("cpu", root=tmp_path)
-    metrics = {"pesq": 2.0, "stoi": 0.9, "csig": 3.0, "cbak": 2.5, "covl": 2.4}
+    metrics = {k: 1.0 for k in QUALITY}
     _write(
         res / "mvat_table1_voicebank.json",
         [
-            {"model": "noisy", "seeds": 1, **metrics, "pesq": 1.9},
-            {"model": "teacher", "seeds": 1, **metrics, "pesq": 2.5},
-            {"model": "student_baseline", "seeds": 3, **metrics, "pesq_std_over_seeds": 0.0421},
+            {"model": "noisy", "seeds": 1, **metrics, "pesq": 1.9, "enhances": False},
+            {"model": "teacher", "seeds": 1, **metrics, "pesq": 2.5, "enhances": True},
+            {"model": "student_baseline", "seeds": 3, **metrics, "pesq": 2.0,
+             "pesq_std_over_seeds": 0.0421, "enhances": True},
         ],
-    )
+    )  # fmt: skip
     eff = {"metric": "pesq", "diff": 0.05, "ci_low": 0.01, "ci_high": 0.09, "pairs": 31}
     _write(
         res / "mvat_effect_voicebank.json",
@@ -28,12 +37,25 @@ def test_results_block_reads_the_files_with_seed_spread_and_verdicts(tmp_path):
             {"method": "mvat_dual_kd", **eff, "ci_low": -0.2, "ci_high": -0.1, "seeds": 1},
         ],
     )
+    _write(
+        res / "mvat_preconditions.json",
+        [
+            {"check": "teacher - noisy, PESQ", "set": "voicebank", "diff": 0.6, "ci_low": 0.4,
+             "ci_high": 0.8, "pairs": 31, "margin": 0.3, "holds": True},
+            {"check": "teacher output gain on clean", "set": "voicebank", "diff": -0.5,
+             "margin": 0.0, "holds": False},
+        ],
+    )  # fmt: skip
     text = results_block("cpu", root=tmp_path)
     assert "| student_baseline | 3 |" in text and "2.000 ± 0.042" in text
-    assert "| noisy | 1 |" in text and "1.900 |" in text
+    assert "| noisy | 1 |" in text and "1.900 |" in text and "| **no** |" in text
     assert "per seed: +0.040, +0.050, +0.060" in text and "agrees with the paper's +0.06" in text
     assert "contradicts the paper's +0.07" in text
-    assert "above the noisy input" in text  # teacher 2.5 vs noisy 1.9
+    assert "teacher - noisy, PESQ = +0.600 [+0.400, +0.800] over 31 files" in text
+    assert "teacher output gain on clean = -0.500 (needs > 0): **fails**" in text
+    assert "does not meet every precondition" in text
+    # the preconditions come before the tables
+    assert text.index("Preconditions") < text.index("Table 1")
 
 
 def test_results_block_has_the_snr_study_when_its_files_exist(tmp_path):
@@ -42,21 +64,31 @@ def test_results_block_has_the_snr_study_when_its_files_exist(tmp_path):
     assert "SNR-based" not in results_block("cpu", root=tmp_path)
     _write(
         res / "snr_table3.json",
-        [{"model": "S2 (SNR teachers)", "pesq": 1.25, "stoi": 0.66, "files": 810, "failed": 0}],
-    )
+        [{"model": "S2 (SNR teachers)", "seeds": 3, "pesq": 1.25, "stoi": 0.66, "files": 810,
+          "failed": 0}],
+    )  # fmt: skip
     _write(
         res / "snr_effect.json",
         [
-            {"metric": "pesq", "snr": "all", "diff": 0.014, "ci_low": -0.008, "ci_high": 0.035,
-             "pairs": 810},
-            {"metric": "stoi", "snr": "all", "diff": 0.0056, "ci_low": 0.0042, "ci_high": 0.0071,
-             "pairs": 810},
-            {"metric": "stoi", "snr": "-5 dB", "diff": 9.0, "ci_low": 8.0, "ci_high": 10.0,
+            {"metric": "pesq", "group": "all", "diff": 0.014, "ci_low": -0.008, "ci_high": 0.035,
+             "pairs": 810, "seeds": 3, "diff_per_seed": [0.01, 0.02, 0.012]},
+            {"metric": "stoi", "group": "all", "diff": 0.0056, "ci_low": 0.0042,
+             "ci_high": 0.0071, "pairs": 810, "seeds": 3, "diff_per_seed": [0.1, 0.2, 0.3]},
+            {"metric": "stoi", "group": "-5 dB", "diff": 9.0, "ci_low": 8.0, "ci_high": 10.0,
              "pairs": 90},
         ],
     )  # fmt: skip
+    _write(
+        res / "snr_preconditions.json",
+        [{"teacher": "snr_teacher1", "snrs": [-20.0, -15.0], "files": 180, "pesq_diff": 0.01,
+          "pesq_ci_low": -0.01, "pesq_ci_high": 0.03, "si_sdri_diff": 5.0,
+          "si_sdri_ci_low": 4.0, "si_sdri_ci_high": 6.0, "holds": False}],
+    )  # fmt: skip
     text = results_block("cpu", root=tmp_path)
-    assert "| S2 (SNR teachers) | 1.250 | 0.660 | 810 | 0 |" in text
-    assert "PESQ: +0.014 [-0.008, +0.035] over 810 files (S2 not apart from S1" in text
-    assert "STOI: +0.0056 [+0.0042, +0.0071] over 810 files (S2 above S1" in text
+    assert "| S2 (SNR teachers) | 3 | 1.250 | 0.660 |" in text
+    assert "PESQ: +0.014 [-0.008, +0.035] over 810 files, 3 seed(s)" in text
+    assert "(S2 not apart from S1" in text
+    assert "STOI: +0.0056 [+0.0042, +0.0071] over 810 files" in text and "(S2 above S1" in text
     assert "+9.0" not in text  # per-SNR rows stay in the file
+    assert "snr_teacher1 (-20, -15 dB, 180 files)" in text
+    assert "**does not beat the noisy input**" in text

@@ -12,7 +12,7 @@ import torch
 
 from sekd.config import config_from_dict, load_config
 from sekd.models import build, load_checkpoint, save_model
-from sekd.train import Step, TrainingError, read_metrics, train
+from sekd.train import TrainingError, TrainingObjective, read_metrics, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "configs" / "smoke"
@@ -88,12 +88,11 @@ def test_distillation_leaves_teacher_unchanged(tmp_path):
         SMOKE / "student_mvat_dual_kd.toml", teacher={"checkpoints": [str(tmp_path / "t.pt")]}
     )
     student = build("tiny_student")
-    step = Step(cfg, student, torch.device("cpu"))
+    step = TrainingObjective(cfg, student, torch.device("cpu"))
     opt = torch.optim.Adam(student.parameters(), 1e-3)
-    from sekd.data import collate
-    from sekd.train import build_train_set
+    from sekd.data import build_train_set, collate
 
-    ds = build_train_set(cfg)
+    ds = build_train_set(cfg.data, cfg.seed)
     for k in range(3):
         total, terms = step(collate([ds[4 * k + i] for i in range(4)]))
         assert {"supervised", "at", "kd", "total"} <= set(terms)
@@ -212,7 +211,7 @@ def test_routed_mvat_uses_each_bands_manner_teacher(tmp_path):
     )
     torch.manual_seed(0)
     student = build("tiny_student")
-    step = Step(cfg, student, torch.device("cpu"))
+    step = TrainingObjective(cfg, student, torch.device("cpu"))
     noisy, clean = torch.randn(4, 1, 4000), 0.3 * torch.randn(4, 1, 4000)
     snr = torch.tensor([0.0, 10.0, 10.0, 0.0])
     total, terms = step({"mixture": noisy, "clean": clean, "snr": snr})
@@ -236,6 +235,9 @@ def test_identity_init_and_validation_diagnostics(tmp_path):
     train(cfg, tmp_path / "run", progress=False)
     rows = read_metrics(tmp_path / "run")
     assert rows[0]["kind"] == "init" and rows[0]["identity_r2"] > 0.8
+    # the noisy input scored on the same validation set, once, for reference
+    (inp,) = [r for r in rows if r["kind"] == "valid_input"]
+    assert inp["si_sdri"] == 0.0 and inp["gain"] == pytest.approx(1.0, abs=0.3)
     v = [r for r in rows if r["kind"] == "valid"][-1]
     for k in ("pesq", "stoi", "si_sdr", "si_sdri", "gain", "gain_median"):
         assert np.isfinite(v[k]), k
@@ -244,7 +246,7 @@ def test_identity_init_and_validation_diagnostics(tmp_path):
         assert np.isfinite(v[k]), k
     # the same run with the default initialisation has no init record and other weights
     train(_smoke(train={"max_steps": 2, "valid_every": 2}), tmp_path / "plain", progress=False)
-    assert read_metrics(tmp_path / "plain")[0]["kind"] != "init"
+    assert read_metrics(tmp_path / "plain")[0]["kind"] == "valid_input"
     with pytest.raises(ValueError, match="valid_pairs.*'nope'"):
         train(_smoke(data={"valid_pairs": ["nope"]}), tmp_path / "bad", progress=False)
 
@@ -255,3 +257,146 @@ def test_identity_init_needs_a_model_that_has_one(tmp_path):
         train(cfg, tmp_path / "run", progress=False)
     with pytest.raises(ValueError, match="model.init"):
         config_from_dict({"model": {"init": "zeros"}})
+
+
+# ------------------------------------------------------------------- run folder safety
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_existing_run_is_refused_without_resume_or_overwrite(tmp_path):
+    cfg = _smoke(train={"max_steps": 2})
+    out = tmp_path / "run"
+    train(cfg, out, progress=False)
+    before = _snapshot(out)
+    with pytest.raises(FileExistsError, match=r"already holds a run.*--resume.*--overwrite"):
+        train(cfg, out, progress=False)
+    assert _snapshot(out) == before
+    # the CLI says the same, exit 2, and changes nothing
+    r = subprocess.run(
+        _train_cmd(SMOKE / "student_baseline.toml", out, "--max-steps", "2"),
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "already holds a run" in r.stderr
+    assert _snapshot(out) == before
+    # --overwrite replaces it: a fresh run, no stale best.pt of the old model
+    train(_smoke(train={"max_steps": 3}), out, overwrite=True, progress=False)
+    assert load_checkpoint(out / "last.pt")["step"] == 3
+    assert [r["step"] for r in read_metrics(out) if r["kind"] == "train"] == [1, 2, 3]
+
+
+def test_startup_failure_leaves_the_folder_untouched(tmp_path):
+    out = tmp_path / "run"
+    train(_smoke(train={"max_steps": 2}), out, progress=False)
+    before = _snapshot(out)
+    cfg = load_config(
+        SMOKE / "student_mvat_dual_kd.toml", teacher={"checkpoints": [str(tmp_path / "no.pt")]}
+    )
+    with pytest.raises(FileNotFoundError, match="no.pt"):
+        train(cfg, out, overwrite=True, progress=False)
+    assert _snapshot(out) == before
+    with pytest.raises(ValueError, match=r"model.preset must be one of .*tiny_student.*'tny'"):
+        _smoke(model={"preset": "tny"})
+
+
+def test_resume_refuses_another_shape_and_a_longer_onecycle(tmp_path):
+    out = tmp_path / "run"
+    train(_smoke(train={"max_steps": 2}), out, progress=False)
+    with pytest.raises(ValueError, match=r"another shape.*tiny_student"):
+        train(_smoke(model={"preset": "cpu_student"}, train={"max_steps": 2}), out, resume=True)
+    with pytest.raises(ValueError, match=r"planned for 2 steps with a OneCycle.*--max-steps 2"):
+        train(_smoke(train={"max_steps": 4}), out, resume=True, progress=False)
+    # a constant schedule can be extended: the resumed run goes on to the new length
+    const = {"schedule": "constant"}
+    train(_smoke(optim=const, train={"max_steps": 2}), tmp_path / "c", progress=False)
+    train(_smoke(optim=const, train={"max_steps": 4}), tmp_path / "c", resume=True)
+    assert load_checkpoint(tmp_path / "c" / "last.pt")["step"] == 4
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "ten"])
+def test_max_steps_below_one_is_refused(tmp_path, value):
+    r = subprocess.run(
+        _train_cmd(SMOKE / "student_baseline.toml", tmp_path / "r", "--max-steps", value),
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2 and "--max-steps" in r.stderr
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_on_a_machine_without_it_is_a_clear_error(tmp_path):
+    r = subprocess.run(
+        _train_cmd(SMOKE / "student_baseline.toml", tmp_path / "r", "--device", "cuda"),
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert "CUDA is not available" in r.stderr and "devices on this machine: cpu" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+# ------------------------------------------------------------------ input pipeline, syncs
+def test_loader_batches_equal_the_seeded_batches_with_and_without_workers():
+    from sekd.data import build_train_set, collate, epoch_batches, step_loader
+
+    cfg = _smoke(data={"examples_per_epoch": 24}, train={"batch_size": 4})
+    ds = build_train_set(cfg.data, cfg.seed)
+    for epoch in (0, 1):
+        want = []
+        ds.set_epoch(epoch)
+        for gb in epoch_batches(len(ds), 4, epoch, cfg.seed)[2:]:
+            want.append([collate([ds[i] for i in gb[k::2]]) for k in range(2)])
+        for workers in (0, 2):
+            got = list(step_loader(ds, epoch, cfg.seed, 4, start=2, accumulate=2,
+                                   num_workers=workers))  # fmt: skip
+            assert len(got) == len(want) == 4
+            for g, w in zip(got, want):
+                for gp, wp in zip(g, w):
+                    assert gp["name"] == wp["name"]
+                    for key in ("mixture", "clean", "snr"):
+                        assert torch.equal(gp[key], wp[key]), (workers, key)
+
+
+def test_training_with_loader_workers_is_bitwise_the_in_process_run(tmp_path):
+    a = _smoke(train={"max_steps": 3, "num_workers": 0})
+    b = _smoke(train={"max_steps": 3, "num_workers": 2})
+    train(a, tmp_path / "a", progress=False)
+    train(b, tmp_path / "b", progress=False)
+    pa, pb = _params(tmp_path / "a" / "last.pt"), _params(tmp_path / "b" / "last.pt")
+    assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+@pytest.mark.parametrize("config", ["student_baseline.toml", "student_mvat_dual_kd.toml"])
+def test_a_step_synchronises_with_the_host_once(tmp_path, monkeypatch, config):
+    from sekd.train import Trainer
+
+    teacher = build("tiny_teacher")
+    save_model(teacher, tmp_path / "t.pt")
+    cfg = load_config(
+        SMOKE / config,
+        teacher={"checkpoints": [str(tmp_path / "t.pt")]},
+        train={"max_steps": 50, "log_every": 50},
+    )
+    trainer = Trainer(cfg, tmp_path / "run")
+    from sekd.data import step_loader
+
+    batches = list(step_loader(trainer.train_set, 0, cfg.seed, 4))
+    trainer.optimisation_step(batches[0])  # warm-up outside the count
+    # Adam keeps its step counters on the CPU even for a GPU model (reading them is no sync)
+    counters = {id(st["step"]) for st in trainer.opt.state.values()}
+    calls = []
+    for name in ("item", "__bool__", "__float__", "__int__", "tolist", "cpu", "numpy"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _name=name, _orig=original, **k):
+            if id(self) not in counters:
+                calls.append(_name)
+            return _orig(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    for parts in batches[1:3]:
+        trainer.optimisation_step(parts)
+    monkeypatch.undo()
+    assert calls == ["__bool__", "__bool__"], calls  # one fused finiteness check per step

@@ -111,14 +111,14 @@ def test_routed_loss_uses_teacher_of_each_example():
 
 def test_teacher_datasets_only_see_their_band(corpus: Corpus):
     from sekd.config import load_config
-    from sekd.train import build_train_set
+    from sekd.data import build_train_set
 
     for i, band in enumerate(PAPER_BANDS):
         cfg = load_config(
             Path(__file__).resolve().parents[1] / "configs" / "smoke" / f"snr_teacher{i + 1}.toml",
             data={"examples_per_epoch": 40},
         )
-        ds = build_train_set(cfg)
+        ds = build_train_set(cfg.data, cfg.seed)
         for epoch in range(2):
             ds.set_epoch(epoch)
             seen = {ds[k]["snr"] for k in range(len(ds))}

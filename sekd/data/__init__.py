@@ -15,6 +15,13 @@ from .datasets import (
     voicebank_train_valid,
 )
 from .mixing import MixingError, Mixture, mix, snr_db
+from .training import (
+    ValidItem,
+    build_train_set,
+    build_valid_set,
+    epoch_batches,
+    step_loader,
+)
 
 __all__ = [
     "SAMPLE_RATE",
@@ -22,6 +29,11 @@ __all__ = [
     "Corpus",
     "CorpusFile",
     "Mixture",
+    "ValidItem",
+    "build_train_set",
+    "build_valid_set",
+    "epoch_batches",
+    "step_loader",
     "MixingError",
     "OnTheFlyMixDataset",
     "PairedFolderDataset",

@@ -1,0 +1,52 @@
+"""Untrained reference "models" for the tables: the noisy input itself, and classical spectral
+gating (the `noisereduce` package). Both take and return (B, 1, T) tensors like the networks, so
+`metrics.evaluate_model` scores them the same way."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .data.audio import SAMPLE_RATE
+
+
+class _Reference:
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+
+class Identity(_Reference):
+    """Returns its input: scores the noisy mixtures themselves."""
+
+    def __call__(self, x):
+        return x
+
+
+class SpectralGating(_Reference):
+    """Non-stationary spectral gating (Sainburg et al.; `noisereduce.reduce_noise`), the
+    classical row of Table 1: a trained teacher that cannot beat it is not a teacher.
+    Defaults are the package's; `prop_decrease` < 1 removes less noise."""
+
+    def __init__(self, prop_decrease: float = 1.0):
+        self.prop_decrease = prop_decrease
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        import noisereduce
+
+        a = x.detach().cpu().double().numpy()
+        out = np.stack(
+            [
+                noisereduce.reduce_noise(
+                    y=row[0],
+                    sr=SAMPLE_RATE,
+                    stationary=False,
+                    prop_decrease=self.prop_decrease,
+                    n_jobs=1,
+                )[None]
+                for row in a
+            ]
+        )
+        return torch.from_numpy(out[..., : a.shape[-1]].astype(np.float32)).to(x.device)

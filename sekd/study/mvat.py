@@ -1,0 +1,248 @@
+"""The MV-AT study: teacher, students of the Table 3 rows (several seeds), their scores on the
+VoiceBank-DEMAND pairs, the pre-mixed set and the DNS clips; Table 1 / 3 rows; the teacher's
+preconditions; the paired distillation effect."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..baselines import Identity, SpectralGating
+from ..metrics import QUALITY
+from .paper import paper_effect
+from .runs import ensure_run, load_run_model, run_config
+from .scoring import dns_pairs, evaluate, premix_pairs, premix_set, utterance_of, voicebank_pairs
+from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
+
+MVAT_ROWS = (
+    "baseline",
+    "single_view_at_dual",
+    "kd_only",
+    "mvat_same_depth",
+    "mvat_dual_q1",
+    "mvat_dual_q2",
+    "mvat_dual_kd",
+)
+MAIN_ROWS = {"baseline": "Baseline", "mvat_dual_q1": "+ MV-AT", "mvat_dual_kd": "+ MV-AT + KD"}
+METHODS = ("mvat_dual_q1", "mvat_dual_kd")  # the distilled rows compared with the baseline
+# Untrained references scored beside the models: the input itself and classical spectral gating.
+REFERENCES = {"noisy": Identity, "spectral_gating": SpectralGating}
+SETS = {
+    "voicebank": "VoiceBank-DEMAND test pairs",
+    "premix": "pre-mixed set",
+    "dns": "DNS no-reverb clips",
+}
+# The teacher must clear these margins (PESQ, on the VoiceBank-DEMAND pairs) before the study
+# says anything about distillation from it.
+TEACHER_OVER_NOISY = 0.30
+TEACHER_OVER_BASELINE = 0.15
+
+
+def student_labels(rows, seeds, ablation_seeds=None) -> list[tuple[str, str, int | None]]:
+    """(label, run name, seed) of every student: the main rows with `seeds`, the ablation rows
+    with `ablation_seeds` (default: the same seeds). Seed None is the config's own seed."""
+    out = []
+    for row in rows:
+        row_seeds = seeds if row in MAIN_ROWS or ablation_seeds is None else ablation_seeds
+        for seed in row_seeds:
+            name = f"student_{row}"
+            out.append((name if seed is None else f"{name}_seed{seed}", name, seed))
+    return out
+
+
+def test_sets(profile: str, names=tuple(SETS)) -> dict:
+    """{set name: (name, noisy, clean) pairs} of the study's test sets."""
+    cfg = run_config(profile, "student_baseline")
+    make = {
+        "voicebank": lambda: voicebank_pairs(limit=cfg.eval.voicebank_files),
+        "premix": lambda: premix_pairs(premix_set(cfg)),
+        "dns": dns_pairs,
+    }
+    return {n: make[n]() for n in names}
+
+
+def mvat_study(
+    profile: str,
+    rows=MVAT_ROWS,
+    seeds=(None,),
+    retrain: bool = False,
+    ablation_seeds=None,
+    sets=tuple(SETS),
+) -> dict:
+    """Train (or reuse) the teacher and the students, score every model and the references on
+    each test set (all metrics). Returns {set: {label: result}}; labels are the references
+    ("noisy", "spectral_gating"), "teacher" and "student_<row>[_seed<k>]"."""
+    ensure_run(profile, "teacher", retrain=retrain)
+    labels = [("teacher", "teacher", None), *student_labels(rows, seeds, ablation_seeds)]
+    for _, name, seed in labels[1:]:
+        ensure_run(profile, name, seed, retrain=retrain)
+    out: dict = {}
+    for set_name, pairs in test_sets(profile, sets).items():
+        res = {
+            label: evaluate(profile, label, make(), pairs, set_name, reuse=not retrain)
+            for label, make in REFERENCES.items()
+        }
+        for label, name, seed in labels:
+            model = load_run_model(profile, name, seed)
+            res[label] = evaluate(profile, label, model, pairs, set_name, reuse=not retrain)
+        out[set_name] = res
+    return out
+
+
+def model_efficiency(preset: str, samples: int = 128_000) -> dict:
+    from ..complexity import complexity
+
+    c = complexity(preset, samples)
+    return {"params": c.params, "gmacs_paper": c.macs_paper / 1e9, "gflops_true": c.flops / 1e9}
+
+
+def enhances(result: dict, noisy: dict) -> bool:
+    """The project's rule: a model enhances when its means beat the noisy input's in PESQ, STOI
+    and SI-SDR and its output has positive gain on the clean reference (PESQ and STOI alone
+    do not see an inverted or attenuated output)."""
+    m, n = result["mean"], noisy["mean"]
+    return bool(all(m[k] > n[k] for k in ("pesq", "stoi", "si_sdr")) and m["gain"] > 0)
+
+
+def _groups(res: dict) -> dict[str, list[str]]:
+    groups: dict = {}
+    for label in res:
+        groups.setdefault(label.split("_seed")[0], []).append(label)
+    return groups
+
+
+def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[dict]:
+    """One row per model: efficiency (params, paper-convention GMACs at 8 s), mean quality over
+    the scored files, whether it enhances (`enhances`), files and failures.
+
+    Labels with several seeds are grouped: mean over seeds and, per metric, the spread (std over
+    seeds) of the set means; `enhances` must hold for every seed.
+    """
+    res = results[set_name]
+    table = []
+    for base, labels in _groups(res).items():
+        if rows is not None and base.startswith("student_") and base[8:] not in rows:
+            continue
+        entry = {"model": base, "seeds": len(labels)}
+        if base.startswith("student_") or base == "teacher":
+            entry.update(model_efficiency(run_config(profile, base).model.preset))
+        for k in QUALITY:
+            entry[k] = float(np.mean([res[lb]["mean"][k] for lb in labels]))
+        if len(labels) > 1:  # the spread of each metric's mean over seeds
+            for k in QUALITY:
+                entry[f"{k}_std_over_seeds"] = float(
+                    np.std([res[lb]["mean"][k] for lb in labels], ddof=1)
+                )
+        entry["enhances"] = all(enhances(res[lb], res["noisy"]) for lb in labels)
+        entry["files"] = res[labels[0]]["count"]
+        entry["failed"] = max(res[lb]["failed"] for lb in labels)
+        table.append(entry)
+    return table
+
+
+def _interval(set_name: str, per_file: dict[str, float]) -> tuple[float, float, float, str]:
+    """Mean and 95 % interval of per-file differences: a t-interval where the files are
+    distinct recordings, a cluster bootstrap over source utterances for the pre-mixed set."""
+    names = list(per_file)
+    values = [per_file[n] for n in names]
+    if set_name == "premix":
+        m, lo, hi = cluster_bootstrap_ci(values, [utterance_of(n) for n in names])
+        return m, lo, hi, "cluster bootstrap over utterances"
+    m, lo, hi = mean_ci(values)
+    return m, lo, hi, "t-interval over files"
+
+
+def paired_vs(results: dict, set_name: str, a: str, b: str, metric: str) -> dict:
+    """b - a on `metric`, paired by file; a and b are labels or groups of seeded labels (each
+    file's difference averaged over the seeds of b against the mean of a's seeds)."""
+    res = results[set_name]
+    groups = _groups(res)
+
+    def per_file(label):
+        by = {}
+        for lb in groups[label]:
+            for r in res[lb]["files"]:
+                if not r["error"]:
+                    by.setdefault(r["name"], []).append(r[metric])
+        n = len(groups[label])
+        return {k: float(np.mean(v)) for k, v in by.items() if len(v) == n}
+
+    fa, fb = per_file(a), per_file(b)
+    diffs = {k: fb[k] - fa[k] for k in sorted(set(fa) & set(fb))}
+    m, lo, hi, how = _interval(set_name, diffs)
+    return {"a": a, "b": b, "metric": metric, "diff": m, "ci_low": lo, "ci_high": hi,
+            "pairs": len(diffs), "interval": how}  # fmt: skip
+
+
+def teacher_preconditions(results: dict) -> list[dict]:
+    """The checks the study makes before any distillation claim, each a row with the paired
+    difference, its 95 % interval, the required margin and whether it holds:
+
+    - VoiceBank-DEMAND pairs: teacher - noisy >= TEACHER_OVER_NOISY PESQ with the interval above
+      0; teacher - baseline (mean over seeds) >= TEACHER_OVER_BASELINE;
+    - pre-mixed set: the teacher above the noisy input and above the baseline (interval above 0);
+    - every set: the teacher's output has positive mean gain on the clean reference.
+    """
+    checks = []
+    for set_name, against, margin in (
+        ("voicebank", "noisy", TEACHER_OVER_NOISY),
+        ("voicebank", "student_baseline", TEACHER_OVER_BASELINE),
+        ("premix", "noisy", 0.0),
+        ("premix", "student_baseline", 0.0),
+    ):
+        if set_name not in results:
+            continue
+        d = paired_vs(results, set_name, against, "teacher", "pesq")
+        holds = d["diff"] >= margin and d["ci_low"] > 0
+        checks.append({"check": f"teacher - {against}, PESQ", "set": set_name, **d,
+                       "margin": margin, "holds": bool(holds)})  # fmt: skip
+    for set_name, res in results.items():
+        g = res["teacher"]["mean"]["gain"]
+        checks.append({"check": "teacher output gain on clean", "set": set_name, "diff": g,
+                       "margin": 0.0, "holds": bool(g > 0)})  # fmt: skip
+    return checks
+
+
+def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)) -> list[dict]:
+    """Per metric: the difference (method - baseline), paired by file and seed.
+
+    `diff` and its 95 % interval are over files, each file's difference averaged over the
+    seeds (so the interval reflects files, not seeds x files as if independent; on the
+    pre-mixed set a cluster bootstrap over utterances); `diff_per_seed` lists each seed's mean
+    difference and `diff_std_over_seeds` their spread; `verdict` states the PESQ / other
+    differences against the paper's effect on that metric.
+    """
+    res = results[set_name]
+    out = []
+    for metric in QUALITY:
+        per_file: dict = {}
+        per_seed = []
+        for seed in seeds:
+            suffix = "" if seed is None else f"_seed{seed}"
+            a, b = res[f"student_baseline{suffix}"], res[f"student_{method}{suffix}"]
+            d = paired_difference_by_name(a, b, metric)
+            per_seed.append(float(np.mean(list(d.values()))) if d else float("nan"))
+            for name, v in d.items():
+                per_file.setdefault(name, []).append(v)
+        # a file counts when every seed scored it
+        diffs = {n: float(np.mean(v)) for n, v in per_file.items() if len(v) == len(seeds)}
+        m, lo, hi, how = _interval(set_name, diffs)
+        entry = {
+            "method": method,
+            "metric": metric,
+            "diff": m,
+            "ci_low": lo,
+            "ci_high": hi,
+            "interval": how,
+            "pairs": len(diffs),
+            "seeds": len(seeds),
+            "diff_per_seed": per_seed,
+            "diff_std_over_seeds": float(np.std(per_seed, ddof=1))
+            if len(per_seed) > 1
+            else float("nan"),
+            "direction": direction(lo, hi),
+        }
+        if metric in ("pesq", "stoi", "csig", "cbak", "covl"):
+            entry["paper"] = paper_effect(method, metric)
+            entry["verdict"] = verdict(lo, hi, entry["paper"]) if entry["paper"] else ""
+        out.append(entry)
+    return out

@@ -1,0 +1,176 @@
+"""Profiles and runs: where a profile's configs, runs and results live; runs that are trained
+once and reused (or restored from the committed checkpoints); their learning curves."""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..config import RunConfig, load_config
+from ..data.corpus import REPO_ROOT
+from ..models import save_model
+from ..train import load_trained, read_metrics, train
+
+PROFILES = ("smoke", "quick", "cpu", "paper")
+# The seeds each profile's study trains its compared runs with (MV-AT's three main rows, S1 and
+# S2); None is the config's own seed. The notebooks' `seeds = None` means these.
+STUDY_SEEDS = {"smoke": (None,), "quick": (None,), "cpu": (None, 1, 2), "paper": (None, 1, 2)}
+COMMITTED = REPO_ROOT / "checkpoints"
+_COMMITTED_FILES = ("metrics.jsonl", "summary.json")
+
+
+@contextmanager
+def locked(path: Path):
+    """An exclusive file lock: notebooks executed in parallel share runs and results safely."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; known profiles: {', '.join(PROFILES)}")
+    return profile
+
+
+@dataclass(frozen=True)
+class Paths:
+    profile: str
+    configs: Path
+    runs: Path
+    results: Path
+    figures: Path
+    cache: Path
+
+
+def study_seeds(profile: str, seeds=None) -> tuple:
+    """`seeds` as a tuple, or the profile's own (STUDY_SEEDS) when it is None."""
+    check_profile(profile)
+    return tuple(STUDY_SEEDS[profile] if seeds is None else seeds)
+
+
+def paths(profile: str, root: Path = REPO_ROOT) -> Paths:
+    check_profile(profile)
+    p = Paths(
+        profile,
+        root / "configs" / profile,
+        root / "runs" / profile,
+        root / "results" / profile,
+        root / "results" / profile / "figures",
+        root / "cache",
+    )
+    for d in (p.results, p.figures, p.cache):
+        d.mkdir(parents=True, exist_ok=True)
+    return p
+
+
+def run_config(profile: str, name: str, seed: int | None = None) -> RunConfig:
+    """The config `configs/<profile>/<name>.toml`, with teacher paths under the repository."""
+    p = paths(profile)
+    f = p.configs / f"{name}.toml"
+    if not f.is_file():
+        known = sorted(x.stem for x in p.configs.glob("*.toml"))
+        raise FileNotFoundError(f"no config {f}; configs of profile {profile}: {known}")
+    cfg = load_config(f, **({} if seed is None else {"seed": seed}))
+    ck = tuple(
+        str(REPO_ROOT / c) if not Path(c).is_absolute() else c for c in cfg.teacher.checkpoints
+    )
+    return dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, checkpoints=ck))
+
+
+def run_dir(profile: str, name: str, seed: int | None = None) -> Path:
+    return paths(profile).runs / (name if seed is None else f"{name}_seed{seed}")
+
+
+def committed_dir(profile: str, name: str, seed: int | None = None) -> Path:
+    return COMMITTED / profile / (name if seed is None else f"{name}_seed{seed}")
+
+
+def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
+    """Copy a finished run's best model (weights only) and its logs to checkpoints/, for git."""
+    src, dst = run_dir(profile, name, seed), committed_dir(profile, name, seed)
+    dst.mkdir(parents=True, exist_ok=True)
+    save_model(
+        load_trained(src / "best.pt"),
+        dst / "model.pt",
+        preset=run_config(profile, name).model.preset,
+    )
+    for f in _COMMITTED_FILES:
+        shutil.copy(src / f, dst / f)
+    return dst
+
+
+def committed_runs(profile: str) -> list[str]:
+    """Names (with _seed<k>) of the runs committed under checkpoints/<profile>/."""
+    root = COMMITTED / profile
+    return sorted(p.parent.name for p in root.glob("*/model.pt")) if root.is_dir() else []
+
+
+def _restore_committed(profile: str, name: str, seed: int | None, out: Path) -> bool:
+    src = committed_dir(profile, name, seed)
+    if not (src / "model.pt").is_file():
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "model.pt", out / "best.pt")
+    for f in _COMMITTED_FILES:
+        shutil.copy(src / f, out / f)
+    return True
+
+
+_TRAINING = {"allowed": True}
+
+
+def use_committed(profile: str) -> str:
+    """Switch this process to the committed checkpoints of `profile` (e.g. "cpu"): from then on
+    `ensure_run` restores committed runs and refuses to train. Returns the profile, for a
+    notebook's `profile = use_committed(weights)`."""
+    check_profile(profile)
+    _TRAINING["allowed"] = False
+    return profile
+
+
+def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
+    """Train `name` unless a finished run (summary.json + best.pt) exists; returns its folder.
+
+    A run committed under checkpoints/<profile>/ is restored instead of trained; an
+    interrupted run (last.pt without summary.json) is resumed; `retrain` trains anew.
+    """
+    out = run_dir(profile, name, seed)
+    with locked(out):
+        if not retrain and (out / "summary.json").is_file() and (out / "best.pt").is_file():
+            return out
+        if not retrain and _restore_committed(profile, name, seed, out):
+            return out
+        if not _TRAINING["allowed"]:
+            raise RuntimeError(
+                f"run {out.name} of profile {profile!r} is not committed under "
+                f"{committed_dir(profile, name, seed)} and training is off (use_committed); "
+                f"committed: {', '.join(committed_runs(profile)) or 'none'}"
+            )
+        cfg = run_config(profile, name, seed)
+        train(cfg, out, resume=not retrain, overwrite=retrain, progress=False)
+    return out
+
+
+def load_run_model(profile: str, name: str, seed: int | None = None, which: str = "best"):
+    return load_trained(run_dir(profile, name, seed) / f"{which}.pt")
+
+
+def curves(profile: str, name: str, seed: int | None = None):
+    """(train rows, valid rows) of a run's metrics.jsonl."""
+    rows = read_metrics(run_dir(profile, name, seed))
+    return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "valid"]
+
+
+def save_figure(fig, profile: str, name: str) -> None:
+    """Save as results/<profile>/figures/<name>.png (returns nothing, so a notebook cell that
+    ends with it shows the figure, not a path)."""
+    fig.savefig(paths(profile).figures / f"{name}.png", dpi=110, bbox_inches="tight")

@@ -1,0 +1,216 @@
+"""The SNR teachers-student study: four band teachers, S1 (no teacher) and S2 (SNR-routed
+teachers) with seeds, scored on the pre-mixed test grid; the teachers' preconditions; Tables
+1-3 of the paper; S2 - S1 paired by file, overall and per SNR."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..baselines import Identity
+from ..metrics import QUALITY
+from ..routing import snr_band
+from .runs import ensure_run, load_run_model, run_config
+from .scoring import evaluate, premix_pairs, premix_set, utterance_of, voicebank_pairs
+from .stats import cluster_bootstrap_ci, direction
+
+TEACHERS = ("snr_teacher1", "snr_teacher2", "snr_teacher3", "snr_teacher4")
+STUDENTS = ("snr_s1", "snr_s2")
+SNR_RUNS = TEACHERS + STUDENTS
+LABELS = {"noisy": "Noisy", "snr_s1": "S1 (no teacher)", "snr_s2": "S2 (SNR teachers)"}
+# the SNR study's measures: the paper's two, and the SI-SDR improvement that sees level/sign
+SNR_MEASURES = ("pesq", "stoi", "si_sdri")
+
+
+def _seeded(name: str, seed) -> str:
+    return name if seed is None else f"{name}_seed{seed}"
+
+
+def snr_test_set(profile: str):
+    """(pairs, extra): the test grid's (name, noisy, clean) and each file's snr / noise_type /
+    seen / utterance columns."""
+    cfg = run_config(profile, "snr_s2")
+    ts = premix_set(cfg)
+    unseen = set(cfg.eval.unseen_noises)
+    extra = {
+        r["name"]: {
+            "snr": float(r["snr"]),
+            "noise_type": r["noise_type"],
+            "seen": r["noise_type"] not in unseen,
+            "utterance": utterance_of(r["name"]),
+        }
+        for r in ts.rows
+    }
+    return premix_pairs(ts), extra
+
+
+def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
+    """Train (or reuse) the four teachers and S1, S2 with each seed; score them on the SNR test
+    grid (PESQ, STOI, SI-SDR, gain; no composite measures). Teachers are scored only on the
+    test files whose SNR routes to their band. Returns {label: result}: noisy, snr_teacher1..4,
+    snr_s1[_seed<k>], snr_s2[_seed<k>]."""
+    for name in TEACHERS:
+        ensure_run(profile, name, retrain=retrain)
+    for name in STUDENTS:
+        for seed in seeds:
+            ensure_run(profile, name, seed, retrain=retrain)
+    pairs, extra = snr_test_set(profile)
+    bands = run_config(profile, "snr_s2").teacher.bands
+
+    def score(label, model, mine):
+        return evaluate(profile, label, model, mine, "snr_test", False, reuse=not retrain,
+                        extra=extra)  # fmt: skip
+
+    out = {"noisy": score("noisy", Identity(), pairs)}
+    for b, name in enumerate(TEACHERS):
+        mine = [p for p in pairs if snr_band(extra[p[0]]["snr"], bands) == b]
+        out[name] = score(name, load_run_model(profile, name), mine)
+    for name in STUDENTS:
+        for seed in seeds:
+            out[_seeded(name, seed)] = score(
+                _seeded(name, seed), load_run_model(profile, name, seed), pairs
+            )
+    return out
+
+
+def _files(result: dict) -> dict[str, dict]:
+    return {r["name"]: r for r in result["files"] if not r["error"]}
+
+
+def _paired(a: dict[str, dict], b_seeds: list[dict[str, dict]], metric: str, a_seeds=None):
+    """{file: mean over seeds of b - a}; files every seed scored."""
+    a_seeds = a_seeds or [a]
+    names = set.intersection(*(set(x) for x in [*a_seeds, *b_seeds]))
+    return {
+        n: float(
+            np.mean([s[n][metric] for s in b_seeds]) - np.mean([s[n][metric] for s in a_seeds])
+        )
+        for n in sorted(names)
+    }
+
+
+def _with_interval(diffs: dict[str, float], meta: dict[str, dict]) -> dict:
+    m, lo, hi = cluster_bootstrap_ci(list(diffs.values()), [meta[n]["utterance"] for n in diffs])
+    return {"diff": m, "ci_low": lo, "ci_high": hi, "pairs": len(diffs),
+            "direction": direction(lo, hi)}  # fmt: skip
+
+
+def band_preconditions(results: dict) -> list[dict]:
+    """Each teacher against the noisy input on its band's test files, in PESQ and in SI-SDR
+    improvement, paired by file, with a cluster-bootstrap interval over utterances. A teacher
+    passes when both intervals are above 0."""
+    noisy = _files(results["noisy"])
+    rows = []
+    for name in TEACHERS:
+        mine = _files(results[name])
+        row = {"teacher": name, "files": len(mine),
+               "snrs": sorted({mine[n]["snr"] for n in mine})}  # fmt: skip
+        ok = True
+        for metric in ("pesq", "si_sdri"):
+            d = _with_interval(_paired({n: noisy[n] for n in mine}, [mine], metric), mine)
+            row.update({f"{metric}_{k}": v for k, v in d.items() if k != "pairs"})
+            ok = ok and d["ci_low"] > 0
+        row["holds"] = bool(ok)
+        rows.append(row)
+    return rows
+
+
+def student_seeds(results: dict, name: str) -> list[str]:
+    return sorted(k for k in results if k == name or k.startswith(f"{name}_seed"))
+
+
+def snr_effect(results: dict, metrics=SNR_MEASURES) -> list[dict]:
+    """S2 - S1 per metric, paired by test file (each file's difference averaged over the
+    seeds), with a 95 % cluster-bootstrap interval over source utterances; on all files and per
+    SNR of the test grid, and per seen / unseen noise; the per-seed mean differences."""
+    s1 = [_files(results[k]) for k in student_seeds(results, "snr_s1")]
+    s2 = [_files(results[k]) for k in student_seeds(results, "snr_s2")]
+    meta = _files(results["noisy"])
+    out = []
+    for metric in metrics:
+        d = _paired(s1[0], s2, metric, a_seeds=s1)
+        per_seed = [float(np.mean(list(_paired(a, [b], metric).values()))) for a, b in zip(s1, s2)]
+        groups = {"all": list(d)}
+        for snr in sorted({meta[n]["snr"] for n in d}):
+            groups[f"{snr:+g} dB"] = [n for n in d if meta[n]["snr"] == snr]
+        groups["seen noises"] = [n for n in d if meta[n]["seen"]]
+        groups["unseen noises"] = [n for n in d if not meta[n]["seen"]]
+        for group, names in groups.items():
+            if not names:
+                continue
+            entry = {"metric": metric, "group": group, "seeds": len(s2)}
+            entry.update(_with_interval({n: d[n] for n in names}, meta))
+            if group == "all":
+                entry["diff_per_seed"] = per_seed
+            out.append(entry)
+    return out
+
+
+def _mean_by(results: dict, labels: list[str], key: str, metric: str) -> dict:
+    """{value of `key`: mean over files (and seeds) of `metric`}."""
+    by: dict = {}
+    for lb in labels:
+        for r in _files(results[lb]).values():
+            by.setdefault(r[key], []).append(r[metric])
+    return {k: float(np.mean(v)) for k, v in sorted(by.items())}
+
+
+def snr_tables(results: dict) -> dict:
+    """Tables 1-3 of the SNR paper (PESQ, STOI and, beyond the paper, SI-SDRi), as lists of
+    dict rows; students' cells are means over their seeds."""
+    groups = {"noisy": ["noisy"], **{t: [t] for t in TEACHERS}}
+    for s in STUDENTS:
+        groups[s] = student_seeds(results, s)
+    t1 = []
+    for seen in (True, False):
+        noises = sorted({r["noise_type"] for r in _files(results["noisy"]).values()
+                         if r["seen"] == seen})  # fmt: skip
+        for noise in noises:
+            for key in ("noisy", "snr_s2"):
+                sub = {lb: {"files": [r for r in results[lb]["files"] if r["noise_type"] == noise]}
+                       for lb in groups[key]}  # fmt: skip
+                row = {"noise": noise, "seen": seen, "model": LABELS[key]}
+                for metric in SNR_MEASURES:
+                    for snr, v in _mean_by(sub, groups[key], "snr", metric).items():
+                        row[f"{metric}@{snr:+g}"] = v
+                t1.append(row)
+    t2 = []
+    for metric in SNR_MEASURES:
+        for key, labels in groups.items():
+            row = {"metric": metric, "model": LABELS.get(key, key.replace("snr_teacher", "T")),
+                   "seeds": len(labels)}  # fmt: skip
+            for snr, v in _mean_by(results, labels, "snr", metric).items():
+                row[f"{snr:+g} dB"] = v
+            t2.append(row)
+    t3 = []
+    for key in ("noisy", *STUDENTS):
+        labels = groups[key]
+        row = {"model": LABELS[key], "seeds": len(labels)}
+        for metric in QUALITY:
+            vals = [results[lb]["mean"][metric] for lb in labels]
+            if np.isfinite(vals).all():
+                row[metric] = float(np.mean(vals))
+                if len(vals) > 1:
+                    row[f"{metric}_std_over_seeds"] = float(np.std(vals, ddof=1))
+        row["files"] = results[labels[0]]["count"]
+        row["failed"] = max(results[lb]["failed"] for lb in labels)
+        t3.append(row)
+    return {"table1": t1, "table2": t2, "table3": t3}
+
+
+def snr_voicebank(profile: str, seeds=(None,), retrain: bool = False) -> list[dict]:
+    """S1 and S2 (each seed) and the noisy input on the VoiceBank-DEMAND test pairs, all
+    metrics: the MV-AT study's test set, so both studies' students meet on the same files."""
+    cfg = run_config(profile, "student_baseline")
+    pairs = voicebank_pairs(limit=cfg.eval.voicebank_files)
+    rows = []
+    labels = [("noisy", None, None)] + [(_seeded(n, s), n, s) for n in STUDENTS for s in seeds]
+    for label, name, seed in labels:
+        if name is None:
+            model = Identity()
+        else:
+            ensure_run(profile, name, seed, retrain=retrain)
+            model = load_run_model(profile, name, seed)
+        r = evaluate(profile, label, model, pairs, "voicebank", reuse=not retrain)
+        rows.append({"model": label, **{k: r["mean"][k] for k in QUALITY},
+                     "files": r["count"], "failed": r["failed"]})  # fmt: skip
+    return rows
