@@ -129,8 +129,14 @@ def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch):
     import shutil
 
     shutil.rmtree(src)
-    out = study.ensure_run("smoke", "student_baseline")  # restored, not trained
-    assert json.loads((out / "summary.json").read_text()) == {"steps": 1}
+    # a run in progress under runs/ (no summary yet) is never written over by the committed one
+    src.mkdir(parents=True)
+    (src / "last.pt").write_bytes(b"in progress")
+    (src / "metrics.jsonl").write_text('{"kind": "train", "step": 7, "total": 0.5}\n')
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = study.ensure_run("smoke", "student_baseline")  # read where it is, not trained
+    assert out == committed and json.loads((out / "summary.json").read_text()) == {"steps": 1}
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     restored = study.load_run_model("smoke", "student_baseline")
     for k, v in model.state_dict().items():
         assert (restored.state_dict()[k] == v).all()
@@ -138,6 +144,8 @@ def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch):
     assert study.committed_runs("smoke") == ["student_baseline"]
     monkeypatch.setitem(study._TRAINING, "allowed", True)
     assert study.use_committed("smoke") == "smoke"
+    assert study.ensure_run("smoke", "student_baseline") == committed
+    assert {p.name: p.read_bytes() for p in src.iterdir()} == before
     with pytest.raises(RuntimeError, match="student_kd_only .*not committed.*student_baseline"):
         study.ensure_run("smoke", "student_kd_only")
     assert not (tmp_path / "runs" / "smoke" / "student_kd_only" / "last.pt").exists()

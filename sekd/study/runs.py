@@ -114,41 +114,45 @@ def committed_runs(profile: str) -> list[str]:
     return sorted(p.parent.name for p in root.glob("*/model.pt")) if root.is_dir() else []
 
 
-def _restore_committed(profile: str, name: str, seed: int | None, out: Path) -> bool:
-    src = committed_dir(profile, name, seed)
-    if not (src / "model.pt").is_file():
-        return False
-    out.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src / "model.pt", out / "best.pt")
-    for f in _COMMITTED_FILES:
-        shutil.copy(src / f, out / f)
-    return True
-
-
 _TRAINING = {"allowed": True}
 
 
 def use_committed(profile: str) -> str:
     """Switch this process to the committed checkpoints of `profile` (e.g. "cpu"): from then on
-    `ensure_run` restores committed runs and refuses to train. Returns the profile, for a
-    notebook's `profile = use_committed(weights)`."""
+    runs are read from checkpoints/<profile>/ (never from or into runs/) and nothing trains.
+    Returns the profile, for a notebook's `profile = use_committed(weights)`."""
     check_profile(profile)
     _TRAINING["allowed"] = False
     return profile
 
 
-def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
-    """Train `name` unless a finished run (summary.json + best.pt) exists; returns its folder.
+def _finished(folder: Path) -> bool:
+    return (folder / "summary.json").is_file() and (
+        (folder / "best.pt").is_file() or (folder / "model.pt").is_file()
+    )
 
-    A run committed under checkpoints/<profile>/ is restored instead of trained; an
-    interrupted run (last.pt without summary.json) is resumed; `retrain` trains anew.
+
+def find_run(profile: str, name: str, seed: int | None = None) -> Path | None:
+    """The folder of a finished run: with committed checkpoints only (`use_committed`), the
+    committed one; otherwise this machine's run under runs/, else the committed one."""
+    committed = committed_dir(profile, name, seed)
+    candidates = [committed] if not _TRAINING["allowed"] else [run_dir(profile, name, seed),
+                                                               committed]  # fmt: skip
+    return next((c for c in candidates if _finished(c)), None)
+
+
+def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
+    """The folder of the finished run `name` (see `find_run`), trained first when there is none.
+
+    An interrupted run under runs/ (last.pt without summary.json) is resumed; `retrain` trains
+    anew into runs/ (replacing the run there). A committed run is read where it is, never
+    copied over a run folder.
     """
     out = run_dir(profile, name, seed)
     with locked(out):
-        if not retrain and (out / "summary.json").is_file() and (out / "best.pt").is_file():
-            return out
-        if not retrain and _restore_committed(profile, name, seed, out):
-            return out
+        found = None if retrain else find_run(profile, name, seed)
+        if found is not None:
+            return found
         if not _TRAINING["allowed"]:
             raise RuntimeError(
                 f"run {out.name} of profile {profile!r} is not committed under "
@@ -156,17 +160,31 @@ def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool =
                 f"committed: {', '.join(committed_runs(profile)) or 'none'}"
             )
         cfg = run_config(profile, name, seed)
-        train(cfg, out, resume=not retrain, overwrite=retrain, progress=False)
+        resume = not retrain and (out / "last.pt").is_file()
+        train(cfg, out, resume=resume, overwrite=retrain, progress=False)
     return out
 
 
 def load_run_model(profile: str, name: str, seed: int | None = None, which: str = "best"):
-    return load_trained(run_dir(profile, name, seed) / f"{which}.pt")
+    """The model of a finished run (`find_run`): its best.pt (or a committed model.pt);
+    `which = "last"` reads last.pt of a run under runs/."""
+    if which == "last":
+        return load_trained(run_dir(profile, name, seed) / "last.pt")
+    folder = find_run(profile, name, seed)
+    if folder is None:
+        raise FileNotFoundError(
+            f"no finished run {name}{'' if seed is None else f' (seed {seed})'} of profile "
+            f"{profile!r} under {run_dir(profile, name, seed)} or "
+            f"{committed_dir(profile, name, seed)}"
+        )
+    best = folder / "best.pt"
+    return load_trained(best if best.is_file() else folder / "model.pt")
 
 
 def curves(profile: str, name: str, seed: int | None = None):
-    """(train rows, valid rows) of a run's metrics.jsonl."""
-    rows = read_metrics(run_dir(profile, name, seed))
+    """(train rows, valid rows) of a finished run's metrics.jsonl (`find_run`)."""
+    folder = find_run(profile, name, seed) or run_dir(profile, name, seed)
+    rows = read_metrics(folder)
     return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "valid"]
 
 
