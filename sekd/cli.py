@@ -7,6 +7,12 @@ import json
 import sys
 
 
+def _positive_int(text: str) -> int:
+    from .train_cli import positive_int
+
+    return positive_int(text)
+
+
 def _complexity(args) -> int:
     from .complexity import complexity
 
@@ -27,16 +33,24 @@ def _complexity(args) -> int:
 
 
 def _enhance(args) -> int:
-    from .enhance import enhance_files
+    from .device import pick_device
+    from .enhance import chunk_samples, enhance_files, plan_outputs
     from .models import load_model
 
+    device = pick_device(args.device)
+    chunk_samples(args.chunk_seconds)  # argument errors before the model loads
+    plan_outputs(args.input, args.output, args.overwrite)
     model = load_model(args.checkpoint)
     written, errors = enhance_files(
-        model, args.input, args.output, chunk_seconds=args.chunk_seconds, device=args.device
+        model,
+        args.input,
+        args.output,
+        chunk_seconds=args.chunk_seconds,
+        device=device,
+        overwrite=args.overwrite,
     )
-    print(f"wrote {len(written)} file(s) to {args.output}; {len(errors)} failed")
-    for e in errors:
-        print(f"  failed: {e}", file=sys.stderr)
+    total = len(written) + len(errors)
+    print(f"wrote {len(written)} of {total} file(s) to {args.output}; {len(errors)} failed")
     return 1 if errors else 0
 
 
@@ -60,22 +74,40 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"one of: {', '.join(preset_names())}",
     )
     p.add_argument(
-        "--samples", type=int, default=128_000, help="input length (default 8 s at 16 kHz)"
+        "--samples",
+        type=_positive_int,
+        default=128_000,
+        help="input length in samples, >= 1 (default 8 s at 16 kHz)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=_complexity)
 
     p = sub.add_parser("enhance", help="enhance audio files or folders with a checkpoint")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--input", nargs="+", required=True, help="files and/or folders (WAV/FLAC)")
-    p.add_argument("--output", required=True, help="output folder (same file names, 16 kHz)")
+    p.add_argument(
+        "--input",
+        nargs="+",
+        required=True,
+        help="files and/or folders (WAV, FLAC, OGG, MP3, AIFF: what soundfile reads)",
+    )
+    p.add_argument(
+        "--output",
+        required=True,
+        help="output folder: 16 kHz mono, WAV/FLAC inputs keep their names, other formats "
+        "become .wav; it must not hold the inputs or existing outputs (see --overwrite)",
+    )
     p.add_argument(
         "--chunk-seconds",
         type=float,
         default=None,
-        help="process long files in chunks of S seconds",
+        help="process long files in chunks of S seconds (at least 2.52)",
     )
-    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="allow replacing existing files in --output, inputs included",
+    )
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     p.set_defaults(func=_enhance)
 
     for extra in _EXTRA:

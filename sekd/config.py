@@ -8,6 +8,7 @@ the profiles share one description and change only what differs.
 from __future__ import annotations
 
 import dataclasses
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,11 +186,49 @@ def _tupled(value):
     return value
 
 
+_SINGULAR = {float: "a number", int: "a whole number", bool: "true or false", str: "a string"}
+_PLURAL = {float: "numbers", int: "whole numbers", bool: "true/false values", str: "strings"}
+
+
+def _plural(tp) -> str:
+    if typing.get_origin(tp) is tuple:
+        return f"lists of {_plural(typing.get_args(tp)[0])}"
+    return _PLURAL[tp]
+
+
+def _type_name(tp) -> str:
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        count = "" if args[-1] is Ellipsis else f"{len(args)} "
+        return f"a list of {count}{_plural(args[0])}"
+    return _SINGULAR[tp]
+
+
+def _fits(value, tp) -> bool:
+    if typing.get_origin(tp) is tuple:
+        args = typing.get_args(tp)
+        if not isinstance(value, (list, tuple)):
+            return False
+        if args[-1] is not Ellipsis and len(value) != len(args):
+            return False
+        return all(_fits(v, args[0]) for v in value)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, tp)
+
+
 def _build(cls, values: dict, where: str):
+    """A section's dataclass from TOML values: unknown keys and values of the wrong type are
+    errors naming the key, the value and the expected type."""
     known = {f.name for f in dataclasses.fields(cls)}
-    for key in values:
+    hints = typing.get_type_hints(cls)
+    for key, value in values.items():
         if key not in known:
             raise ValueError(f"{where}: unknown key {key!r}; known keys: {sorted(known)}")
+        if not _fits(value, hints[key]):
+            raise ValueError(f"{where}: {key} = {value!r} is not {_type_name(hints[key])}")
     return cls(**{k: _tupled(v) for k, v in values.items()})
 
 
@@ -222,6 +261,9 @@ def config_from_dict(raw: dict, where: str = "config", **overrides) -> RunConfig
                 raise ValueError(f"{where}: [{key}] must be a table")
             top[key] = _build(_SECTIONS[key], value, f"{where} [{key}]")
         elif key in ("name", "seed", "source"):
+            tp = int if key == "seed" else str
+            if not _fits(value, tp):
+                raise ValueError(f"{where}: {key} = {value!r} is not {_type_name(tp)}")
             top[key] = value
         else:
             raise ValueError(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from .data.datasets import match_pairs
-from .metrics import METRICS, evaluate_pairs
+from .metrics import MEASURE, METRICS, evaluate_pairs
 from .results import write_results
 
 
@@ -16,27 +17,46 @@ def pair_by_name(clean_dir, enhanced_dir) -> list[tuple[str, Path, Path]]:
 
 
 def format_summary(summary: dict) -> str:
-    head = " ".join(f"{k.upper():>7}" for k in METRICS)
-    vals = " ".join(f"{summary['mean'][k]:>7.3f}" for k in METRICS)
-    return f"{head}\n{vals}\nfiles: {summary['count']}, failed: {summary['failed']}"
+    shown = [k for k in METRICS if summary["mean"][k] == summary["mean"][k]]  # not NaN
+    head = " ".join(f"{MEASURE[k].title:>12}" for k in shown)
+    vals = " ".join(f"{summary['mean'][k]:>12.3f}" for k in shown)
+    note = (
+        f"means over the {summary['scored']} scored file(s) of {summary['count']}; "
+        f"{summary['failed']} failed and are NOT in the means"
+        if summary["failed"]
+        else f"means over all {summary['count']} file(s)"
+    )
+    return f"{head}\n{vals}\n{note}"
 
 
 def run(args) -> int:
     pairs = pair_by_name(args.clean, args.enhanced)
+    if args.noisy:  # the inputs, for the SI-SDR improvement
+        matched = match_pairs(args.noisy, args.clean, labels=("--noisy", "--clean"))
+        noisy = {c.stem: n for n, c in matched}
+        pairs = [(name, c, e, noisy[name]) for name, c, e in pairs]
     rows, summary = evaluate_pairs(pairs, workers=args.workers)
     print(format_summary(summary))
     for r in rows:
         if r["error"]:
-            print(f"  failed: {r['name']}: {r['error']}")
+            print(f"  failed: {r['name']}: {r['error']}", file=sys.stderr)
     write_results(rows, summary, args.json, args.csv)
     return 1 if summary["failed"] else 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("evaluate", help="PESQ, STOI, CSIG/CBAK/COVL of enhanced vs clean folders")
+    p = sub.add_parser(
+        "evaluate",
+        help="PESQ, STOI, CSIG/CBAK/COVL, SI-SDR and output gain of enhanced vs clean folders",
+    )
     p.add_argument("--clean", required=True, help="folder of clean references")
     p.add_argument("--enhanced", required=True, help="folder of enhanced files (same names)")
+    p.add_argument(
+        "--noisy", default=None, help="folder of the noisy inputs (same names): adds SI-SDRi"
+    )
     p.add_argument("--workers", type=int, default=1, help="processes (one thread each)")
-    p.add_argument("--json", default=None, help="write per-file results and means as JSON")
+    p.add_argument(
+        "--json", default=None, help="write per-file results and means as strict JSON (no NaN)"
+    )
     p.add_argument("--csv", default=None, help="write per-file results as CSV")
     p.set_defaults(func=run)

@@ -494,11 +494,15 @@ def _score_item(item) -> dict:
 
 
 def summarize(rows: list[dict]) -> dict:
-    """Means over the files that scored, with the count of files and of failures."""
+    """Means over the files that scored, with the counts of files, scored and failed ones.
+
+    A failed file (unreadable, silent, NaN, too short for a measure) is not in the means: the
+    means describe `scored` files only, and `failed` says how many were left out.
+    """
     ok = [r for r in rows if not r["error"]]
     mean = {k: (float(np.mean([r[k] for r in ok])) if ok else float("nan")) for k in METRICS}
     # PESQ/STOI-only scoring leaves the composite columns NaN: their means are NaN too
-    return {"mean": mean, "count": len(rows), "failed": len(rows) - len(ok)}
+    return {"mean": mean, "count": len(rows), "scored": len(ok), "failed": len(rows) - len(ok)}
 
 
 def evaluate_pairs(

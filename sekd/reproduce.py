@@ -43,6 +43,27 @@ def export_html(executed: Path) -> Path:
     return html
 
 
+def notebook_parameters(book: Path) -> list[str]:
+    """The names in a notebook's `parameters` cell."""
+    import papermill as pm
+
+    return list(pm.inspect_notebook(str(book)))
+
+
+def check_parameters(books: list[Path], parameters: dict) -> dict[Path, dict]:
+    """Each notebook's share of `parameters` (the names its parameters cell declares); a name
+    no selected notebook declares is an error that lists the names they do declare."""
+    declared = {b: notebook_parameters(b) for b in books}
+    known = sorted({n for names in declared.values() for n in names} - {"profile"})
+    unknown = sorted(k for k in parameters if k == "profile" or k not in known)
+    if unknown:
+        raise ValueError(
+            f"unknown notebook parameter(s) {unknown} (the profile is --profile); parameters of "
+            f"the selected notebooks: {', '.join(known)}"
+        )
+    return {b: {k: v for k, v in parameters.items() if k in declared[b]} for b in books}
+
+
 def reproduce(
     profile: str,
     only=None,
@@ -53,10 +74,12 @@ def reproduce(
     import papermill as pm
 
     check_profile(profile)
+    books = notebooks(only, notebook_dir)
+    shares = check_parameters(books, parameters or {})
     out = Path(out) if out else REPO_ROOT / "reports" / profile
     out.mkdir(parents=True, exist_ok=True)
     times = []
-    for book in notebooks(only, notebook_dir):
+    for book in books:
         t0 = time.perf_counter()
         print(f"[{profile}] {book.name} ...", flush=True)
         target = out / book.name
@@ -64,7 +87,7 @@ def reproduce(
             pm.execute_notebook(
                 str(book),
                 str(target),
-                parameters={"profile": profile, **(parameters or {})},
+                parameters={"profile": profile, **shares[book]},
                 cwd=str(notebook_dir),
                 kernel_name="python3",
                 progress_bar=False,
@@ -129,6 +152,8 @@ def add_parser(sub) -> None:
         "--param",
         action="append",
         metavar="KEY=VALUE",
-        help="extra notebook parameter, e.g. retrain=true or seeds=[0,1,2] (repeatable)",
+        help="notebook parameter, e.g. retrain=true, weights=cpu or seeds=[null,1,2] "
+        "(repeatable); each notebook gets the ones its parameters cell declares, and a name "
+        "no selected notebook declares is an error",
     )
     p.set_defaults(func=run)

@@ -591,7 +591,7 @@ def train(
 def load_trained(path):
     """The model of a training checkpoint (last.pt / best.pt) or a model-only file, in eval mode."""
     state = load_checkpoint(path)
-    return model_from_state(state.get("model", state)).eval()
+    return model_from_state(state.get("model", state), str(path)).eval()
 
 
 def read_metrics(run_dir) -> list[dict]:

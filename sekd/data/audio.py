@@ -10,7 +10,10 @@ import soundfile as sf
 from scipy.signal import resample_poly
 
 SAMPLE_RATE = 16_000
-AUDIO_EXTENSIONS = (".wav", ".flac")
+# What `list_audio` takes from a folder: every format soundfile (libsndfile) reads.
+AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au")
+# What `write_audio` writes; any other input format is written as WAV.
+WRITE_EXTENSIONS = (".wav", ".flac")
 
 
 class AudioError(ValueError):
@@ -43,7 +46,8 @@ def read_audio(path, sr: int = SAMPLE_RATE, allow_silent: bool = False) -> np.nd
     try:
         data, file_sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises several types (LibsndfileError, RuntimeError)
-        raise AudioError(path, f"unreadable audio ({exc})") from None
+        reason = str(exc).replace(f"Error opening {str(path)!r}: ", "")  # the path is named once
+        raise AudioError(path, f"unreadable audio ({reason})") from None
     if data.shape[0] == 0:
         raise AudioError(path, "empty file (0 samples)")
     x = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
@@ -54,9 +58,20 @@ def read_audio(path, sr: int = SAMPLE_RATE, allow_silent: bool = False) -> np.nd
     return np.ascontiguousarray(resample(x, file_sr, sr), dtype=np.float32)
 
 
-def write_audio(path, x, sr: int = SAMPLE_RATE) -> Path:
-    """Write a mono signal (numpy or torch, any leading singleton dims) as 16-bit WAV or FLAC."""
+def output_name(path) -> str:
+    """The file name an enhanced copy of `path` gets: the same name for WAV / FLAC, the stem
+    with .wav for formats that are read but not written (OGG, MP3, AIFF, ...)."""
     path = Path(path)
+    return path.name if path.suffix.lower() in WRITE_EXTENSIONS else path.stem + ".wav"
+
+
+def write_audio(path, x, sr: int = SAMPLE_RATE) -> Path:
+    """Write a mono signal (numpy or torch, any leading singleton dims) as float WAV or 16-bit
+    FLAC (the format follows the extension; other extensions are an AudioError)."""
+    path = Path(path)
+    if path.suffix.lower() not in WRITE_EXTENSIONS:
+        raise AudioError(path, f"cannot write {path.suffix or 'files without an extension'}; "
+                         f"use one of {', '.join(WRITE_EXTENSIONS)}")  # fmt: skip
     if hasattr(x, "detach"):
         x = x.detach().cpu().numpy()
     x = np.asarray(x, dtype=np.float32).reshape(-1)
@@ -69,8 +84,17 @@ def write_audio(path, x, sr: int = SAMPLE_RATE) -> Path:
 
 
 def list_audio(folder) -> list[Path]:
-    """Sorted WAV/FLAC files directly inside `folder`."""
+    """Sorted audio files (AUDIO_EXTENSIONS) directly inside `folder`."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"not a folder: {folder}")
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in AUDIO_EXTENSIONS)
+
+
+def list_other(folder) -> list[Path]:
+    """Files directly inside `folder` that `list_audio` leaves out (by extension)."""
+    return sorted(
+        p
+        for p in Path(folder).iterdir()
+        if p.is_file() and p.suffix.lower() not in AUDIO_EXTENSIONS
+    )

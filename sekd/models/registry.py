@@ -60,12 +60,43 @@ def model_state(model: nn.Module, preset: str | None = None) -> dict:
     }
 
 
-def model_from_state(state: dict) -> nn.Module:
+def _names(keys, most: int = 3) -> str:
+    keys = sorted(keys)
+    return ", ".join(keys[:most]) + (f", ... ({len(keys)} in all)" if len(keys) > most else "")
+
+
+def check_state_dict(model: nn.Module, state_dict: dict, where: str = "checkpoint") -> None:
+    """Raise a ValueError that summarises (counts and a few names) the keys a state dict lacks,
+    has in excess, or has with other shapes than `model`; nothing when it fits exactly."""
+    want = model.state_dict()
+    missing = set(want) - set(state_dict)
+    extra = set(state_dict) - set(want)
+    shapes = {
+        k for k in set(want) & set(state_dict)
+        if tuple(getattr(state_dict[k], "shape", ())) != tuple(want[k].shape)
+    }  # fmt: skip
+    if missing or extra or shapes:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing key(s) ({_names(missing)})")
+        if extra:
+            parts.append(f"{len(extra)} unexpected key(s) ({_names(extra)})")
+        if shapes:
+            k = sorted(shapes)[0]
+            parts.append(
+                f"{len(shapes)} shape mismatch(es) (e.g. {k}: {tuple(state_dict[k].shape)} "
+                f"vs {tuple(want[k].shape)})"
+            )
+        raise ValueError(f"{where} does not fit its model: {'; '.join(parts)}")
+
+
+def model_from_state(state: dict, where: str = "checkpoint") -> nn.Module:
     family = state["family"]
     if family not in _FAMILIES:
-        raise KeyError(f"checkpoint names unknown model family {family!r}")
+        raise KeyError(f"{where} names unknown model family {family!r}")
     cls, cfg_cls = _FAMILIES[family]
     model = cls(cfg_cls.from_dict(state["config"]))
+    check_state_dict(model, state["state_dict"], where)
     model.load_state_dict(state["state_dict"])
     return model
 
@@ -86,9 +117,15 @@ def load_checkpoint(path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"{path}: not a loadable sekd checkpoint ({exc})") from None
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # never pass on torch's advice to load unsafely
+        raise ValueError(
+            f"{path} is not a sekd checkpoint: it cannot be read as a safe PyTorch tensor file "
+            f"({type(exc).__name__})"
+        ) from None
+    if not isinstance(state, dict):
+        raise ValueError(f"{path} is not a sekd checkpoint (it holds a {type(state).__name__})")
+    return state
 
 
 def load_model(path) -> nn.Module:
@@ -98,8 +135,11 @@ def load_model(path) -> nn.Module:
         state = state["model"]
     for key in ("family", "config", "state_dict"):
         if key not in state:
-            raise ValueError(f"{path}: checkpoint lacks {key!r}")
-    return model_from_state(state).eval()
+            raise ValueError(
+                f"{path} is not a sekd checkpoint: it lacks {key!r} (a bare state dict or "
+                "another program's checkpoint; official MANNER weights: `sekd import-manner`)"
+            )
+    return model_from_state(state, str(path)).eval()
 
 
 def _manner(depth: int, hidden: int, ma: str) -> Callable[[], MannerConfig]:
