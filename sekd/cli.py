@@ -54,6 +54,23 @@ def _enhance(args) -> int:
     return 1 if errors else 0
 
 
+def _import_manner(args) -> int:
+    from pathlib import Path
+
+    from .models import load_checkpoint, save_model
+    from .models.official import convert_official
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it")
+    model = convert_official(load_checkpoint(args.checkpoint), args.preset)
+    save_model(
+        model, out, preset=args.preset, source=f"official MANNER checkpoint {args.checkpoint}"
+    )
+    print(f"wrote {out}: {args.preset} with the weights of {args.checkpoint}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import preset_names
 
@@ -109,6 +126,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     p.set_defaults(func=_enhance)
+
+    p = sub.add_parser(
+        "import-manner",
+        help="convert a checkpoint of the official MANNER code into a sekd checkpoint",
+    )
+    p.add_argument(
+        "checkpoint", help="the official .pth (e.g. its released VoiceBank-DEMAND weights)"
+    )
+    p.add_argument(
+        "--preset",
+        required=True,
+        help="manner_b (MANNER, MA in every layer) or manner_s_38gf (MANNER small)",
+    )
+    p.add_argument("--out", required=True, help="the sekd checkpoint to write (teacher.pt)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_import_manner)
 
     for extra in _EXTRA:
         extra(sub)

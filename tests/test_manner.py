@@ -284,3 +284,120 @@ def test_identity_init_starts_at_the_input_with_positive_polarity(corpus, preset
         assert gain(before).abs().max() < 0.1
         # after: the input passed through, at about its level, on examples it was not fitted on
         assert gain(after).min() > 0.6 and gain(after).max() < 1.2
+
+
+# ------------------------------------------------------------- official MANNER checkpoints
+# sekd name -> official name, written from the official module tree (src/models.py,
+# src/conv_modules.py, src/attention.py of github.com/winddori2002/MANNER), independently of
+# the importer's rules (which go the other way, as regular expressions).
+_TO_OFFICIAL = [
+    ("in_conv.", "in_conv."),
+    ("out_conv.", "out_conv.0."),
+    ("bottleneck.", "linear.0."),
+    ("mask_tanh.", "mask_gate.output.0."),
+    ("mask_sigmoid.", "mask_gate.output_gate.0."),
+    ("mask_out.0.", "mask_gate.mask.0."),
+    (".down.", ".down_conv."),
+    (".up.", ".up_conv."),
+    (".rescon.pointwise_glu.0.", ".conv_block.point_conv1.0.conv."),
+    (".rescon.pointwise_glu.1.", ".conv_block.point_conv1.1."),
+    (".rescon.depthwise.0.", ".conv_block.depth_conv.0.conv."),
+    (".rescon.depthwise.1.", ".conv_block.depth_conv.1."),
+    (".rescon.pointwise.0.", ".conv_block.point_conv2.0.conv."),
+    (".rescon.pointwise.1.", ".conv_block.point_conv2.1."),
+    (".rescon.project.0.", ".conv_block.conv.conv."),
+    (".rescon.project.1.", ".conv_block.conv.bn."),
+    (".rescon.shortcut.0.", ".conv_block.shortcut.conv."),
+    (".rescon.shortcut.1.", ".conv_block.shortcut.bn."),
+    *[(f".attention.branches.{k}.0.", f".attn_block.in_branch{k}.conv.") for k in range(3)],
+    *[(f".attention.branches.{k}.1.", f".attn_block.in_branch{k}.bn.") for k in range(3)],
+    (".attention.channel_mlp.", ".attn_block.channel_attn.fc."),
+    (".attention.global_attn.query.", ".attn_block.global_attn.w_qs."),
+    (".attention.global_attn.key.", ".attn_block.global_attn.w_ks."),
+    (".attention.global_attn.value.", ".attn_block.global_attn.w_vs."),
+    (".attention.global_attn.out.", ".attn_block.global_attn.fc."),
+    (".attention.local_dw.0.", ".attn_block.local_attn.depth_conv.0.conv."),
+    (".attention.local_dw.1.", ".attn_block.local_attn.depth_conv.1."),
+    (".attention.local_map.0.", ".attn_block.local_attn.conv.conv."),
+    (".attention.local_map.1.", ".attn_block.local_attn.conv.bn."),
+    *[(f".attention.outputs.{k}.0.", f".attn_block.out_branch{k}.conv.") for k in range(3)],
+    *[(f".attention.outputs.{k}.1.", f".attn_block.out_branch{k}.bn.") for k in range(3)],
+    (".attention.fuse.0.", ".attn_block.conv.conv."),
+    (".attention.fuse.1.", ".attn_block.conv.bn."),
+    (".attention.shortcut.0.", ".attn_block.shortcut.conv."),
+    (".attention.shortcut.1.", ".attn_block.shortcut.bn."),
+    (".attention.gate_tanh.", ".attn_block.output_tanh.0."),
+    (".attention.gate_sigmoid.", ".attn_block.output_sigmoid.0."),
+    (".attention.gate_out.0.", ".attn_block.gate_conv.0."),
+]
+
+
+def _official_layout(model, prefix="manner_block."):
+    out = {}
+    for k, v in model.state_dict().items():
+        name = k
+        for a, b in _TO_OFFICIAL:
+            if a in name and (not a[0].isalpha() or name.startswith(a)):
+                name = name.replace(a, b, 1)
+                break
+        out[prefix + name] = v.clone()
+    return out
+
+
+@pytest.mark.parametrize("preset", ["manner_b", "manner_s_38gf", "tiny_teacher", "tiny_student"])
+def test_import_official_manner_maps_every_key(preset):
+    from sekd.models.official import convert_official, sekd_key
+
+    torch.manual_seed(1)
+    src = build(preset).eval()
+    official = _official_layout(src)
+    assert len(official) == len(src.state_dict())
+    # every official key has exactly one sekd name, and they are all different
+    names = [sekd_key(k) for k in official]
+    assert None not in names and len(set(names)) == len(names)
+    ckpt = {"loss": 3.2, "state_dict": official, "optimizer": {"state": {}, "param_groups": []}}
+    model = convert_official(ckpt, preset)
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    if preset.startswith("tiny"):
+        x = torch.randn(1, 1, 6000)
+        with torch.no_grad():
+            torch.testing.assert_close(model(x), src(x))
+
+
+def test_import_official_manner_cli_and_clear_errors(tmp_path):
+    import subprocess
+    import sys
+
+    from sekd.models.official import NotOfficialMannerError, convert_official
+
+    torch.manual_seed(2)
+    src = build("tiny_teacher").eval()
+    # DataParallel-saved official checkpoints carry a module. prefix
+    torch.save({"state_dict": _official_layout(src, "module.manner_block.")}, tmp_path / "o.pth")
+    r = subprocess.run(
+        [sys.executable, "-m", "sekd", "import-manner", str(tmp_path / "o.pth"), "--preset",
+         "tiny_teacher", "--out", str(tmp_path / "teacher.pt")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    model = load_model(tmp_path / "teacher.pt")
+    for k, v in src.state_dict().items():
+        assert torch.equal(model.state_dict()[k], v), k
+    # not an official checkpoint: the keys that do not fit are named
+    with pytest.raises(NotOfficialMannerError, match=r"2 key\(s\) outside.*decoder\.bias"):
+        convert_official(
+            {"encoder.weight": torch.zeros(1), "decoder.bias": torch.zeros(1)}, "tiny_teacher"
+        )  # noqa: E501
+    official = _official_layout(src)
+    with pytest.raises(ValueError, match=r"depth 4, hidden 8.*preset 'tiny_student' has depth 3"):
+        convert_official(official, "tiny_student")
+    del official["manner_block.linear.0.weight"]
+    with pytest.raises(NotOfficialMannerError, match=r"missing: bottleneck.weight"):
+        convert_official(official, "tiny_teacher")
+    r = subprocess.run(
+        [sys.executable, "-m", "sekd", "import-manner", str(tmp_path / "o.pth"), "--preset",
+         "tiny_teacher", "--out", str(tmp_path / "teacher.pt")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 2 and "exists" in r.stderr
