@@ -119,7 +119,9 @@ class DepthwiseConv1d(nn.Conv1d):
 
     Same parameters and function as nn.Conv1d; PyTorch's CPU kernel for depthwise Conv1d is a
     slow path, while the channels-last Conv2d reaches oneDNN's depthwise kernel (several times
-    faster here). `channels_last = False` gives the plain Conv1d (the literal path).
+    faster here). Only for float32 on the CPU: on GPUs the plain Conv1d is the fast path, and
+    under bf16 autocast on a CPU without bf16 units the channels-last Conv2d is slower by
+    orders of magnitude. `channels_last = False` gives the plain Conv1d (the literal path).
     """
 
     channels_last = True
@@ -130,7 +132,12 @@ class DepthwiseConv1d(nn.Conv1d):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.channels_last:
+        if (
+            not self.channels_last
+            or x.device.type != "cpu"
+            or x.dtype != torch.float32
+            or torch.is_autocast_enabled("cpu")
+        ):
             return super().forward(x)
         x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # (B, C, 1, T)
         y = F.conv2d(
