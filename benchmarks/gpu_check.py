@@ -67,16 +67,14 @@ def autocast(device, bf16: bool):
     return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
-def time_steps(name, tiny, device, bf16, steps, data) -> dict:
-    model, loss_of = make_arm(name, tiny, device)
-    opt = torch.optim.Adam(model.parameters(), 1e-4)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
+def steps_per_second(loss_of, params, steps: int, device, context=nullcontext):
+    """(steps/s, last loss) of `steps` Adam steps on loss_of(); the first step warms up."""
+    opt = torch.optim.Adam(params, 1e-4)
     times = []
-    for k in range(steps + 1):  # the first step warms up
+    for k in range(steps + 1):
         t0 = time.perf_counter()
-        with autocast(device, bf16):
-            loss = loss_of(data)
+        with context():
+            loss = loss_of()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -84,9 +82,18 @@ def time_steps(name, tiny, device, bf16, steps, data) -> dict:
             torch.cuda.synchronize(device)
         if k:
             times.append(time.perf_counter() - t0)
-    return {"arm": name, "dtype": "bf16" if bf16 else "float32",
-            "steps_per_s": len(times) / sum(times), "peak_mb": peak_memory(device),
-            "loss": float(loss.detach())}  # fmt: skip
+    return len(times) / sum(times), float(loss.detach())
+
+
+def time_steps(name, tiny, device, bf16, steps, data) -> dict:
+    model, loss_of = make_arm(name, tiny, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    rate, loss = steps_per_second(
+        lambda: loss_of(data), model.parameters(), steps, device, lambda: autocast(device, bf16)
+    )
+    return {"arm": name, "dtype": "bf16" if bf16 else "float32", "steps_per_s": rate,
+            "peak_mb": peak_memory(device), "loss": loss}  # fmt: skip
 
 
 def first_loss(name, tiny, device, bf16, data) -> float:

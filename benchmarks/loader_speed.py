@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from sekd.data import build_train_set, step_loader
 from sekd.device import pick_device
 from sekd.losses import weighted_loss
 from sekd.models import build
+
+sys.path.insert(0, str(Path(__file__).parent))
+from gpu_check import steps_per_second  # noqa: E402
 
 PRESETS = {"paper": ("manner_b", 64_000), "cpu": ("cpu_teacher", 16_000)}
 
@@ -41,23 +45,14 @@ def loader_rate(segment: int, workers: int, batches: int, batch: int = 4) -> flo
 
 
 def model_rate(preset: str, segment: int, device, steps: int, batch: int = 4) -> float:
+    """Examples/s of supervised training steps of `preset` on `device`."""
     torch.manual_seed(0)
     model = build(preset).to(device)
-    opt = torch.optim.Adam(model.parameters(), 1e-4)
     x = torch.randn(batch, 1, segment, device=device) * 0.1
-    c = x * 0.5
-    times = []
-    for k in range(steps + 1):
-        t0 = time.perf_counter()
-        loss = weighted_loss(model(x), c, x).total
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if k:
-            times.append(time.perf_counter() - t0)
-    return steps * batch / sum(times)
+    rate, _ = steps_per_second(
+        lambda: weighted_loss(model(x), 0.5 * x, x).total, model.parameters(), steps, device
+    )
+    return rate * batch
 
 
 def main(argv=None) -> int:
