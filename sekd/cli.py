@@ -71,6 +71,14 @@ def _import_manner(args) -> int:
     return 0
 
 
+def _prepare_voicebank(args) -> int:
+    from .data import prepare_voicebank
+
+    out = prepare_voicebank(args.root, args.out)
+    print(f"16 kHz VoiceBank-DEMAND tree in {out} (data.voicebank_root = {str(out)!r})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .models import preset_names
 
@@ -142,6 +150,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the sekd checkpoint to write (teacher.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_import_manner)
+
+    p = sub.add_parser(
+        "prepare-voicebank",
+        help="resample an official 48 kHz VoiceBank-DEMAND download to 16 kHz (once)",
+    )
+    p.add_argument(
+        "root", help="the folder holding clean_trainset_28spk_wav, noisy_testset_wav, ..."
+    )
+    p.add_argument("--out", required=True, help="the 16 kHz tree to write (kept files are reused)")
+    p.set_defaults(func=_prepare_voicebank)
 
     for extra in _EXTRA:
         extra(sub)

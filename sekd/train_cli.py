@@ -17,13 +17,35 @@ def positive_int(text: str) -> int:
     return value
 
 
-def run(args) -> int:
-    from .config import load_config
-    from .train import train
+def parse_set(items) -> dict:
+    """`SECTION.KEY=VALUE` items as nested overrides; VALUE is read as TOML (1e-3, true,
+    [1, 2], "text"), and as a plain string when it is not TOML (a path)."""
+    import tomllib
 
     over: dict = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"--set expects SECTION.KEY=VALUE, got {item!r}")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        *sections, leaf = key.strip().split(".")
+        node = over
+        for sec in sections:
+            node = node.setdefault(sec, {})
+        node[leaf] = value
+    return over
+
+
+def run(args) -> int:
+    from .config import _merge, load_config
+    from .train import train
+
+    over: dict = parse_set(args.set)
     if args.max_steps is not None:
-        over["train"] = {"max_steps": args.max_steps}
+        over = _merge(over, {"train": {"max_steps": args.max_steps}})
     if args.seed is not None:
         over["seed"] = args.seed
     cfg = load_config(args.config, **over)
@@ -49,6 +71,13 @@ def add_parser(sub) -> None:
         "train.epochs full epochs when that is 0",
     )
     p.add_argument("--seed", type=int, default=None, help="override the seed")
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="SECTION.KEY=VALUE",
+        help="override a config value, e.g. data.voicebank_root=/data/vb16k, train.bf16=true, "
+        'teacher.checkpoints=["teacher.pt"] (repeatable)',
+    )
     p.add_argument(
         "--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA if present)"
     )

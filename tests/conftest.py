@@ -22,3 +22,25 @@ def speech(corpus):
     from sekd.data import read_audio
 
     return read_audio(corpus.select(kind="speech", dataset="grid", split="test")[0].path)
+
+
+@pytest.fixture
+def fake_voicebank(tmp_path, corpus):
+    """A 48 kHz VoiceBank-DEMAND tree in the official layout, made from the bundled pairs."""
+    import soundfile as sf
+
+    from sekd.data import read_audio, voicebank_dirs
+
+    root = tmp_path / "raw"
+    for split in ("train", "test"):
+        n_src, c_src = corpus.pair_dirs("voicebank_demand", split)
+        n_dst, c_dst = voicebank_dirs(root, split)
+        for src, dst in ((n_src, n_dst), (c_src, c_dst)):
+            dst.mkdir(parents=True)
+            for f in sorted(src.iterdir())[:3]:
+                x = read_audio(f, sr=48_000)
+                sf.write(dst / (f.stem + ".wav"), x, 48_000, subtype="PCM_16")
+    # a training speaker besides p287 (a validation speaker), so the split has both sides
+    for d in voicebank_dirs(root, "train"):
+        (d / "p226_001.wav").write_bytes(sorted(d.iterdir())[0].read_bytes())
+    return root

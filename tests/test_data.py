@@ -231,26 +231,8 @@ def test_match_pairs_lists_unmatched(tmp_path, corpus):
         match_pairs(tmp_path / "empty", tmp_path / "c")
 
 
-def _fake_voicebank_48k(root, corpus):
-    """A 48 kHz tree in the official layout made from the bundled pairs."""
-    for split in ("train", "test"):
-        n_src, c_src = corpus.pair_dirs("voicebank_demand", split)
-        n_dst, c_dst = voicebank_dirs(root, split)
-        for src, dst in ((n_src, n_dst), (c_src, c_dst)):
-            dst.mkdir(parents=True)
-            for f in sorted(src.iterdir())[:3]:
-                x = read_audio(f, sr=48_000)
-                sf.write(dst / (f.stem + ".wav"), x, 48_000, subtype="PCM_16")
-
-
-def test_prepare_voicebank_resamples_and_splits_speakers(tmp_path, corpus):
-    raw = tmp_path / "raw"
-    _fake_voicebank_48k(raw, corpus)
-    # a speaker other than the validation ones, so the split has both sides
-    n, c = voicebank_dirs(raw, "train")
-    for d in (n, c):
-        src = sorted(d.iterdir())[0]
-        shutil.copy(src, d / "p226_001.wav")
+def test_prepare_voicebank_resamples_and_splits_speakers(tmp_path, corpus, fake_voicebank):
+    raw = fake_voicebank  # p287 (validation) and p226 (training) in the training folders
     cache = prepare_voicebank(raw, tmp_path / "cache")
     noisy16, clean16 = voicebank_dirs(cache, "train")
     f = sorted(clean16.glob("p287_*"))[0]

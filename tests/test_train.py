@@ -160,10 +160,15 @@ def test_two_gloo_processes_match_single_process_accumulation(tmp_path):
             sys.executable,
             "-m",
             "torch.distributed.run",
+            # the README's multi-node form, on one node: rendezvous at an endpoint
+            "--nnodes",
+            "1",
             "--nproc_per_node",
             "2",
-            "--master_port",
-            "29531",
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            "127.0.0.1:29531",
             "-m",
             "sekd",
             "train",
@@ -400,3 +405,35 @@ def test_a_step_synchronises_with_the_host_once(tmp_path, monkeypatch, config):
         trainer.optimisation_step(parts)
     monkeypatch.undo()
     assert calls == ["__bool__", "__bool__"], calls  # one fused finiteness check per step
+
+
+def test_the_readme_gpu_commands_run_on_the_cpu(tmp_path, fake_voicebank):
+    """The README's 'Training on your own GPUs' commands, at toy size on the CPU: prepare
+    VoiceBank-DEMAND, train the paper profile's teacher config with overrides, resume it, and
+    use an imported checkpoint as the MV-AT teacher of a student."""
+    cache = tmp_path / "vb16k"
+    r = subprocess.run([sys.executable, "-m", "sekd", "prepare-voicebank", str(fake_voicebank),
+                        "--out", str(cache)], capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 0 and "data.voicebank_root" in r.stdout, r.stderr
+    toy = [f"--set={kv}" for kv in ("model.preset=tiny_teacher", "data.segment=8000",
+                                     "data.hop=2000", "data.valid_utterances=1",
+                                     "data.valid_seconds=1.0")] + ["--device", "cpu"]  # fmt: skip
+    paper = ROOT / "configs" / "paper"
+    run = tmp_path / "teacher"
+    cmd = _train_cmd(paper / "teacher.toml", run, "--set", f"data.voicebank_root={cache}", *toy)
+    r = subprocess.run([*cmd, "--max-steps", "2"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert json.loads((run / "config.json").read_text())["data"]["voicebank_root"] == str(cache)
+    # preempted: the same command with --resume continues from last.pt
+    r = subprocess.run([*cmd, "--max-steps", "2", "--resume"], capture_output=True, text=True)
+    assert r.returncode == 0 and load_checkpoint(run / "last.pt")["step"] == 2, r.stderr
+    # a student distilled from that teacher (as from an imported official checkpoint)
+    student = [*toy[:-2], "--set", "model.preset=tiny_student", "--device", "cpu"]
+    r = subprocess.run(
+        [*_train_cmd(paper / "student_mvat_dual_kd.toml", tmp_path / "student"),
+         "--set", f"data.voicebank_root={cache}", "--set",
+         f'teacher.checkpoints=["{run / "best.pt"}"]', *student, "--max-steps", "1"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert {"at", "kd"} <= set(read_metrics(tmp_path / "student")[-1])
