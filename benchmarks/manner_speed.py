@@ -26,7 +26,7 @@ import torch
 
 from sekd.models import build
 from sekd.models.fuse import fold_batchnorm
-from sekd.models.manner import set_channels_last_depthwise
+from sekd.models.manner import set_channels_last_depthwise, set_literal
 
 DEFAULT = [
     "student_1p5gf",
@@ -38,13 +38,13 @@ DEFAULT = [
 ]
 
 
-def timed(model, x, literal: bool, reps: int) -> float:
+def timed(model, x, reps: int) -> float:
     with torch.no_grad():
-        model(x, literal=literal)
+        model(x)
         best = float("inf")
         for _ in range(reps):
             t = time.perf_counter()
-            model(x, literal=literal)
+            model(x)
             best = min(best, time.perf_counter() - t)
     return best
 
@@ -93,15 +93,15 @@ def main() -> None:
     print(f"{'preset':<15} {'thr':>3} {'sec':>4} {'fast RTF':>9} {'literal RTF':>12} {'saving':>7}")
     for preset in args.presets:
         # literal: plain depthwise Conv1d, separate BatchNorm, loop chunking, explicit softmax
-        model = set_channels_last_depthwise(build(preset).eval(), False)
+        model = set_literal(set_channels_last_depthwise(build(preset).eval(), False), True)
         # fast, the inference path: channels-last depthwise, BN folded, unfold/fold, SDPA
-        fast_model = set_channels_last_depthwise(fold_batchnorm(model), True)
+        fast_model = set_literal(set_channels_last_depthwise(fold_batchnorm(model), True), False)
         for threads in args.threads:
             torch.set_num_threads(threads)
             for sec in args.seconds:
                 x = torch.randn(1, 1, int(sec * 16000))
-                fast = timed(fast_model, x, False, args.reps)
-                lit = timed(model, x, True, args.reps)
+                fast = timed(fast_model, x, args.reps)
+                lit = timed(model, x, args.reps)
                 row = {
                     "preset": preset,
                     "threads": threads,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import tomllib
 
-from .distill.objective import AT_KINDS, PAIRINGS
+from .distill.objective import ObjectiveConfig
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -82,23 +82,6 @@ class TeacherConfig:
 
 
 @dataclass(frozen=True)
-class ObjectiveSection:
-    kind: str = "manner"  # manner (weighted loss + AT/KD) | snr_teacher | mse
-    at: str = "none"
-    pairing: str = "dual_depth"
-    q: float = 1.0
-    kd: bool = False
-    beta_at: float = 1.0
-    beta_kd: float = 1.0
-    alpha: float = 0.5
-
-    def __post_init__(self):
-        _choice("objective.kind", self.kind, ("manner", "snr_teacher", "mse"))
-        _choice("objective.at", self.at, AT_KINDS)
-        _choice("objective.pairing", self.pairing, PAIRINGS)
-
-
-@dataclass(frozen=True)
 class OptimConfig:
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)
@@ -159,7 +142,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    objective: ObjectiveSection = field(default_factory=ObjectiveSection)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -173,7 +156,7 @@ _SECTIONS = {
     "data": DataConfig,
     "model": ModelConfig,
     "teacher": TeacherConfig,
-    "objective": ObjectiveSection,
+    "objective": ObjectiveConfig,
     "optim": OptimConfig,
     "train": TrainConfig,
     "eval": EvalConfig,

@@ -36,7 +36,7 @@ from .baselines import Identity
 from .config import RunConfig
 from .data import ValidItem, build_train_set, build_valid_set, collate, epoch_batches, step_loader
 from .device import pick_device
-from .distill import DistillationObjective, ObjectiveConfig
+from .distill import DistillationObjective
 from .losses import snr_teacher_loss, weighted_loss
 from .metrics import MetricError, ls_gain, pesq_wb, si_sdr, stoi
 from .models import build, load_checkpoint, load_model, model_from_state, model_state
@@ -72,18 +72,15 @@ class TrainingObjective:
             self.routed = RoutedTeachers(teachers, t.bands, t.between)
         self.band_objectives = None
         if o.kind == "manner":
-            ocfg = ObjectiveConfig(
-                at=o.at, pairing=o.pairing, q=o.q, kd=o.kd, beta_at=o.beta_at, beta_kd=o.beta_kd
-            )
             if self.routed is not None:
                 # beyond the paper: MV-AT / KD from the teacher of each example's SNR band
                 self.band_objectives = [
-                    DistillationObjective(ocfg, student, t) for t in self.routed.teachers
+                    DistillationObjective(o, student, t) for t in self.routed.teachers
                 ]
-            elif ocfg.needs_teacher and self.teacher is None:
+            elif o.needs_teacher and self.teacher is None:
                 raise ValueError("objective needs a teacher: set teacher.routing and checkpoints")
             else:
-                self.distill = DistillationObjective(ocfg, student, self.teacher)
+                self.distill = DistillationObjective(o, student, self.teacher)
         elif o.kind == "snr_teacher" and self.teacher is None and self.routed is None:
             raise ValueError("objective.kind = snr_teacher needs teacher.routing = single or snr")
 

@@ -308,8 +308,10 @@ def test_teacher_maps_hold_only_the_paired_blocks():
 
 
 def test_objective_config_errors():
-    with pytest.raises(ValueError, match="unknown attention transfer"):
+    with pytest.raises(ValueError, match="objective.at must be one of none, mvat, single_view"):
         ObjectiveConfig(at="magic")
+    with pytest.raises(ValueError, match="objective.p must be positive"):
+        ObjectiveConfig(p=0)
     with pytest.raises(ValueError, match="needs a teacher"):
         DistillationObjective(TABLE3_ROWS["kd_only"], build("tiny_student"))
 

@@ -40,6 +40,11 @@ def test_config_unknown_key_is_named(tmp_path):
         config_from_dict({"objective": {"at": "everything"}})
     with pytest.raises(ValueError, match="accumulate"):
         config_from_dict({"train": {"batch_size": 4, "accumulate": 3}})
+    # one dataclass for the TOML section and the objective: every field can be set, p included
+    from sekd.distill import ObjectiveConfig
+
+    o = config_from_dict({"objective": {"at": "mvat", "p": 1.0, "kd": True}}).objective
+    assert isinstance(o, ObjectiveConfig) and o.p == 1.0 and o.needs_teacher
     with pytest.raises(FileNotFoundError, match="nope.toml"):
         load_config(tmp_path / "nope.toml")
 

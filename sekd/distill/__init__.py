@@ -15,10 +15,20 @@ from .attention import (
     teacher_maps,
     temporal_attention_map,
 )
-from .objective import TABLE3_ROWS, DistillationObjective, ObjectiveConfig
+from .objective import (
+    AT_KINDS,
+    TABLE3_ROWS,
+    ATKind,
+    DistillationObjective,
+    ObjectiveConfig,
+    register_at,
+)
 
 __all__ = [
+    "AT_KINDS",
     "PAIRINGS",
+    "ATKind",
+    "register_at",
     "TABLE3_ROWS",
     "DistillationObjective",
     "ObjectiveConfig",

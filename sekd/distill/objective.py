@@ -1,22 +1,71 @@
-"""One objective for every MV-AT Table 3 row: supervised + beta_at * AT + beta_kd * KD (eq. 4)."""
+"""One objective for every MV-AT Table 3 row: supervised + beta_at * AT + beta_kd * KD (eq. 4).
+
+The attention-transfer kinds live in one registry (`AT_KINDS`): what a kind reads from the
+models, how the teacher's maps are taken and how the loss compares them. A new kind is one
+`register_at(ATKind(...))` and its test. docs/method.md derives the equations.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
 from ..losses import weighted_losses
 from ..models.manner import VIEWS
+from ..models.protocol import Distillable
 from .attention import PAIRINGS, mvat_map_loss, pair_keys, single_view_map_loss, teacher_maps
 
-AT_KINDS = ("none", "mvat", "single_view")
+
+@dataclass(frozen=True)
+class ATKind:
+    """One attention-transfer kind.
+
+    `taps`: which `Taps` field it reads, "views" (per MA block and view) or "layers" (per
+    layer output); the models are asked for it with `return_<taps>`. `keys`: the model method
+    that names those blocks. `views`: the view names per block (None: one map per key).
+    `loss(t_maps, student_taps, pairs, q, p)`: the AT loss from the teacher's eq. 1 maps
+    (`teacher_maps`) and the student's tapped tensors.
+    """
+
+    name: str
+    taps: str
+    keys: str
+    views: tuple[str, ...] | None
+    loss: Callable
+
+
+AT_KINDS: dict[str, ATKind] = {}
+
+
+def register_at(kind: ATKind) -> ATKind:
+    AT_KINDS[kind.name] = kind
+    return kind
+
+
+register_at(ATKind("mvat", "views", "view_blocks", VIEWS, mvat_map_loss))
+register_at(ATKind("single_view", "layers", "layer_keys", None, single_view_map_loss))
+
+OBJECTIVE_KINDS = ("manner", "snr_teacher", "mse")
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
 
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """at: none | mvat | single_view; pairing: same_depth | dual_depth; q: AT norm (1 or 2)."""
+    """The `[objective]` section of a run config, and the objective's own settings.
 
+    kind: manner (weighted loss + AT / KD) | snr_teacher (the SNR paper's loss) | mse.
+    at: none or an `AT_KINDS` name; pairing: same_depth | dual_depth; q: AT norm (1 or 2);
+    p: the exponent of eq. 1; kd: output distillation; beta_at, beta_kd: eq. 4 weights;
+    alpha: the teacher's weight in the SNR loss.
+    """
+
+    kind: str = "manner"
     at: str = "none"
     pairing: str = "dual_depth"
     q: float = 1.0
@@ -24,14 +73,16 @@ class ObjectiveConfig:
     kd: bool = False
     beta_at: float = 1.0
     beta_kd: float = 1.0
+    alpha: float = 0.5
 
     def __post_init__(self):
-        if self.at not in AT_KINDS:
-            raise ValueError(f"unknown attention transfer {self.at!r}; known: {AT_KINDS}")
-        if self.pairing not in PAIRINGS:
-            raise ValueError(f"unknown pairing {self.pairing!r}; known: {PAIRINGS}")
+        _choice("objective.kind", self.kind, OBJECTIVE_KINDS)
+        _choice("objective.at", self.at, ("none", *AT_KINDS))
+        _choice("objective.pairing", self.pairing, PAIRINGS)
         if self.q not in (1, 2):
-            raise ValueError(f"q must be 1 or 2, got {self.q}")
+            raise ValueError(f"objective.q must be 1 or 2, got {self.q}")
+        if not self.p > 0:
+            raise ValueError(f"objective.p must be positive, got {self.p}")
 
     @property
     def needs_teacher(self) -> bool:
@@ -61,6 +112,7 @@ class DistillationObjective:
         if cfg.needs_teacher and teacher is None:
             raise ValueError(f"objective {cfg} needs a teacher model")
         self.cfg, self.student, self.teacher = cfg, student, teacher
+        self.kind = AT_KINDS.get(cfg.at)
         if teacher is not None:
             teacher.eval()
             for prm in teacher.parameters():
@@ -72,22 +124,26 @@ class DistillationObjective:
 
     def _pair(self, student, teacher) -> list:
         """The (side, student_depth, teacher_depth) pairs of the AT terms ([] without AT)."""
-        if self.cfg.at == "none":
+        if self.kind is None:
             return []
-        keys = "view_blocks" if self.cfg.at == "mvat" else "layer_keys"
-        s_keys, t_keys = getattr(student, keys)(), getattr(teacher, keys)()
+        for role, m in (("student", student), ("teacher", teacher)):
+            if not isinstance(m, Distillable):
+                raise ValueError(
+                    f"{self.cfg.at} attention transfer needs a Distillable {role} "
+                    f"(sekd.models.protocol); {type(m).__name__} has no attention taps"
+                )
+        s_keys = getattr(student, self.kind.keys)()
+        t_keys = getattr(teacher, self.kind.keys)()
         pairs = pair_keys(s_keys, t_keys, student.cfg.depth, self.cfg.pairing)
         if not pairs:
             raise ValueError(f"no teacher/student pairs for {self.cfg.at} AT: {s_keys} vs {t_keys}")
         return pairs
 
     def _taps(self, keys) -> dict:
-        if keys is None:
-            return {}
-        return {"return_views" if self.cfg.at == "mvat" else "return_layers": keys}
+        return {} if keys is None else {f"return_{self.kind.taps}": keys}
 
     def __call__(self, noisy: torch.Tensor, clean: torch.Tensor):
-        mvat = self.cfg.at == "mvat"
+        kind = self.kind
         # The teacher runs first and only its AT maps (B, T) are kept: its activations are freed
         # before the student's forward, whose graph then reuses that memory (run after, or with
         # the teacher's views alive, it allocates fresh pages next to the live graph, which
@@ -98,10 +154,7 @@ class DistillationObjective:
                 if self._teacher_taps:
                     t_out, t_taps = t_out
                     t_maps = teacher_maps(
-                        t_taps.views if mvat else t_taps.layers,
-                        self.pairs,
-                        self.cfg.p,
-                        VIEWS if mvat else None,
+                        getattr(t_taps, kind.taps), self.pairs, self.cfg.p, kind.views
                     )
                     del t_taps
         s_out = self.student(noisy, **self._taps(self._student_taps))
@@ -113,11 +166,8 @@ class DistillationObjective:
         sup = losses[0]
         total = sup.total
         terms = {"supervised": sup.total.detach()}
-        if self.cfg.at != "none":
-            if mvat:
-                at = mvat_map_loss(t_maps, s_taps.views, self.pairs, self.cfg.q, self.cfg.p)
-            else:
-                at = single_view_map_loss(t_maps, s_taps.layers, self.pairs, self.cfg.q, self.cfg.p)
+        if kind is not None:
+            at = kind.loss(t_maps, getattr(s_taps, kind.taps), self.pairs, self.cfg.q, self.cfg.p)
             total = total + self.cfg.beta_at * at
             terms["at"] = at.detach()
         if self.cfg.kd:

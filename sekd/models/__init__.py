@@ -1,8 +1,10 @@
 """Models and the preset registry."""
 
 from .manner import VIEWS, Manner, MannerConfig, Taps, count_parameters, valid_length
+from .protocol import Distillable, EnhancementModel
 from .registry import (
     build,
+    families,
     load_checkpoint,
     load_model,
     model_from_state,
@@ -16,6 +18,9 @@ from .waveunet import WaveUNet, WaveUNetConfig
 
 __all__ = [
     "VIEWS",
+    "Distillable",
+    "EnhancementModel",
+    "families",
     "Manner",
     "MannerConfig",
     "Taps",

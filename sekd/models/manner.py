@@ -150,6 +150,15 @@ class DepthwiseConv1d(nn.Conv1d):
         return y.squeeze(2).contiguous()  # (B, C, T)
 
 
+def set_literal(model: nn.Module, enabled: bool) -> nn.Module:
+    """Switch every MA block of `model` between the fast path and the literal transcription of
+    the spec (loop chunking, explicit softmax): the same function, for tests and FLOP counts."""
+    for m in model.modules():
+        if isinstance(m, (MultiviewAttention, GlobalAttention)):
+            m.literal = enabled
+    return model
+
+
 def set_channels_last_depthwise(model: nn.Module, enabled: bool) -> nn.Module:
     """Switch every DepthwiseConv1d between the fast (True) and the plain Conv1d path."""
     for m in model.modules():
@@ -193,7 +202,12 @@ class ResConBlock(nn.Module):
 
 
 class GlobalAttention(nn.Module):
-    """Self-attention across chunks, one head; channels independent; tokens are chunks of K."""
+    """Self-attention across chunks, one head; channels independent; tokens are chunks of K.
+
+    `literal = True` (see `set_literal`) computes the softmax explicitly instead of the fused
+    scaled-dot-product kernel: the spec as written, for tests and FLOP counting."""
+
+    literal = False
 
     def __init__(self, chunk: int):
         super().__init__()
@@ -203,7 +217,7 @@ class GlobalAttention(nn.Module):
         self.value = nn.Linear(chunk, chunk, bias=False)
         self.out = nn.Linear(chunk, chunk, bias=False)
 
-    def forward(self, chunks: torch.Tensor, return_probs: bool = False, literal: bool = False):
+    def forward(self, chunks: torch.Tensor, return_probs: bool = False):
         """(B, n, P, K) -> (B, n, P, K) and, if asked, the probabilities (B * n, P, P)."""
         B, n, P, K = chunks.shape
         # chunks overlap (a strided view); one copy lets the three projections run as single
@@ -211,7 +225,7 @@ class GlobalAttention(nn.Module):
         t = chunks.reshape(B * n, P, K).contiguous()  # (B n, P, K)
         q, k, v = self.query(t), self.key(t), self.value(t)
         probs = None
-        if return_probs or literal:
+        if return_probs or self.literal:
             probs = torch.softmax(q @ k.transpose(1, 2) / math.sqrt(K), dim=-1)  # (B n, P, P)
             y = probs @ v
         else:
@@ -223,7 +237,12 @@ class GlobalAttention(nn.Module):
 
 
 class MultiviewAttention(nn.Module):
-    """MA block on C channels: channel, global and local views of n = C // 3 branch features."""
+    """MA block on C channels: channel, global and local views of n = C // 3 branch features.
+
+    `literal = True` (see `set_literal`) chunks with the loop-based transcription of the spec
+    instead of strided views (the same values)."""
+
+    literal = False
 
     def __init__(self, channels: int, chunk: int = 64, dw_kernel: int = 31):
         super().__init__()
@@ -257,13 +276,14 @@ class MultiviewAttention(nn.Module):
         a = torch.sigmoid(self.local_map(m)).reshape(B, P, 1, K).transpose(1, 2)  # (B, 1, P, K)
         return chunks * a
 
-    def forward(self, x: torch.Tensor, return_probs: bool = False, literal: bool = False):
+    def forward(self, x: torch.Tensor, return_probs: bool = False):
         """(B, C, T) -> (B, C, T), views {channel, global, local: (B, n, T)}, probs or None."""
         T = x.shape[-1]
-        seg, ola = (segment_literal, overlap_add_literal) if literal else (segment, overlap_add)
+        lit = self.literal
+        seg, ola = (segment_literal, overlap_add_literal) if lit else (segment, overlap_add)
         xc, xg, xl = (branch(x) for branch in self.branches)
         vc = self.channel_view(xc)
-        g, probs = self.global_attn(seg(xg, self.chunk), return_probs, literal)
+        g, probs = self.global_attn(seg(xg, self.chunk), return_probs)
         vg = ola(g, T)
         vl = ola(self.local_view(seg(xl, self.chunk)), T)
         views = {"channel": vc, "global": vg, "local": vl}
@@ -420,10 +440,10 @@ class Manner(nn.Module):
         return keys
 
     @staticmethod
-    def _attend(block, x, taps, key, views_at, want_probs, literal):
+    def _attend(block, x, taps, key, views_at, want_probs):
         if block is None:
             return x
-        y, views, probs = block(x, return_probs=want_probs, literal=literal)
+        y, views, probs = block(x, return_probs=want_probs)
         if key in views_at:
             for name, v in views.items():
                 taps.views[(*key, name)] = v
@@ -437,7 +457,6 @@ class Manner(nn.Module):
         return_views: bool | Collection[tuple[str, int]] = False,
         return_layers: bool | Collection[tuple[str, int]] = False,
         return_probs: bool = False,
-        literal: bool = False,
         std: torch.Tensor | None = None,
     ):
         """(B, 1, T) or (B, T) -> (B, 1, T); with any `return_*` flag, (waveform, Taps).
@@ -446,7 +465,7 @@ class Manner(nn.Module):
         (side, depth) keys (`view_blocks()` / `layer_keys()`): only those are kept, so the
         others' activations are freed as the forward goes on.
         `std` (B, 1, 1) overrides the per-example input scale (chunked inference passes the
-        whole file's). `literal` runs the loop-based chunking and explicit softmax attention.
+        whole file's).
 
         Each example is normalised by its own std, so items of a zero-padded batch are scaled by
         the std of their padded signal: enhance utterances of different lengths one at a time
@@ -469,9 +488,7 @@ class Manner(nn.Module):
         x, skips = enc_out, []
         for i, layer in enumerate(self.encoder):
             x = layer.rescon(layer.down(x))
-            x = self._attend(
-                layer.attention, x, taps, ("encoder", i + 1), views_at, return_probs, literal
-            )
+            x = self._attend(layer.attention, x, taps, ("encoder", i + 1), views_at, return_probs)
             if ("encoder", i + 1) in layers_at:
                 taps.layers[("encoder", i + 1)] = x
             skips.append(x)
@@ -481,9 +498,7 @@ class Manner(nn.Module):
             skip = skips.pop()
             x = x + skip[..., : x.shape[-1]]
             x = layer.up(layer.rescon(x))
-            x = self._attend(
-                layer.attention, x, taps, ("decoder", depth), views_at, return_probs, literal
-            )
+            x = self._attend(layer.attention, x, taps, ("decoder", depth), views_at, return_probs)
             if ("decoder", depth) in layers_at:
                 taps.layers[("decoder", depth)] = x
         mask = self.mask_out(torch.tanh(self.mask_tanh(x)) * torch.sigmoid(self.mask_sigmoid(x)))

@@ -30,6 +30,14 @@ def preset_names() -> list[str]:
     return sorted(_PRESETS)
 
 
+def families() -> dict[str, list[str]]:
+    """{family: its preset names} of every registered family."""
+    out: dict[str, list[str]] = {name: [] for name in _FAMILIES}
+    for preset, (family, _) in _PRESETS.items():
+        out[family].append(preset)
+    return {k: sorted(v) for k, v in out.items()}
+
+
 def preset_config(name: str):
     """(family, config) of a preset; an unknown name is an error listing the known ones."""
     if name not in _PRESETS:
