@@ -1,6 +1,6 @@
 """Seconds per utterance of each metric, and evaluate_pairs throughput with 1 and 2 workers.
 
-Targets (issue 5): all metrics together <= 1.6 x PESQ alone per file; 2 workers >= 1.8 x the
+Targets: all metrics together <= 1.6 x PESQ alone per file; 2 workers >= 1.8 x the
 throughput of 1. Run:
 `python benchmarks/metrics_speed.py [--json results/benchmarks/metrics_speed.json]`.
 """

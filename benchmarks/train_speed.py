@@ -1,6 +1,6 @@
 """Training speed: the student alone vs the student with MV-AT + KD from a teacher, one run.
 
-Target (issue 6): the distillation overhead per step is at most the teacher's forward time
+Target: the distillation overhead per step is at most the teacher's forward time
 (without gradient, plain `teacher(x)`) plus 10 %. The forward that keeps every attention view
 is timed too, for reference (the objective keeps only the paired blocks'). Prints steps/s,
 audio-seconds/s and the overhead ratio. Run:

@@ -1,6 +1,6 @@
 """Parameters, paper-convention MACs (thop-style) and true FLOPs: one counter for CLI and notebooks.
 
-Paper convention (the MV-AT Table 1 "FLOPs", manner.md): convolutions and linears count one MAC
+Paper convention (the MV-AT Table 1 "FLOPs", docs/manner.md): convolutions and linears count one MAC
 per multiply-add, a transposed convolution counts output_length x C_in x kernel per output
 channel, batch norm counts 4 ops per element, the attention's functional matmuls count nothing.
 True MACs: every convolution (transposed ones by their real cost), linear and attention matmul;

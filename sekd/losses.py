@@ -1,6 +1,6 @@
 """Training losses: MANNER weighted L1 + multi-resolution STFT, output KD, the SNR-teacher loss.
 
-Definitions: shared/docs/manner.md (training recipe) and methods.md sections 3-4. Every loss
+Definitions: docs/method.md sections 3-5. Every loss
 takes waveforms of shape (B, 1, T) or (B, T) and checks them; parts are returned by name
 because the notebooks plot them.
 """
@@ -229,7 +229,7 @@ class LossParts:
 def weighted_loss(
     estimate: torch.Tensor, clean: torch.Tensor, noisy: torch.Tensor, estimate_mags=None
 ) -> LossParts:
-    """The MANNER supervised loss (manner.md, training recipe).
+    """The MANNER supervised loss (docs/method.md section 4).
 
     clean loss = L1 + MR-STFT on (clean, estimate); noise loss = the same on (noisy - clean,
     noisy - estimate); per example a = E_clean / (E_clean + E_noise + 2e-7); the total is the
@@ -296,15 +296,16 @@ def _mix(a: torch.Tensor, clean_part: torch.Tensor, noise_part: torch.Tensor) ->
 def kd_loss(
     student_out: torch.Tensor, teacher_out: torch.Tensor, noisy: torch.Tensor, estimate_mags=None
 ) -> LossParts:
-    """Output KD (methods.md section 3): the weighted loss with the teacher's output as the clean
-    target and (noisy - teacher) as the noise target. The teacher side carries no gradient."""
+    """Output KD (docs/method.md section 3): the weighted loss with the teacher's output as the
+    clean target and (noisy - teacher) as the noise target. The teacher side carries no
+    gradient."""
     return weighted_loss(student_out, teacher_out.detach(), noisy, estimate_mags)
 
 
 def snr_teacher_loss(student_out, teacher_out, clean, alpha: float = 0.5):
     """alpha * 1/2 * mse(student, teacher) + (1 - alpha) * 1/2 * mse(student, clean).
 
-    methods.md section 4; mse averages over samples and the batch. Returns (total, parts) with
+    docs/method.md section 5; mse averages over samples and the batch. Returns (total, parts) with
     parts {"teacher": mse to teacher, "clean": mse to clean}.
     """
     s = _as_batch(student_out, "student_out")

@@ -1,4 +1,4 @@
-"""SNR bands and teacher routing (SNR teachers-student paper; methods.md section 4)."""
+"""SNR bands and teacher routing (SNR teachers-student paper; docs/method.md section 5)."""
 
 from __future__ import annotations
 

@@ -67,7 +67,8 @@ def test_bad_input_shape_is_clear():
 
 
 def test_taps_keys_and_shapes_match_spec():
-    """manner.md's 4-second shapes, at hidden 8 instead of 60 (frames do not depend on width)."""
+    """docs/manner.md's 4-second shapes, at hidden 8 instead of 60 (frames do not depend on
+    width)."""
     m = build("tiny_teacher").eval()
     with torch.no_grad():
         y, taps = m(

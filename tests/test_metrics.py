@@ -22,9 +22,8 @@ from sekd.metrics import (
 )
 from sekd.models import build
 
-REF = Path(__file__).resolve().parents[2] / "shared" / "reference" / "loizou_composite"
-if not REF.is_dir():  # CI clones the project alone; the vectors are copied into tests/data
-    REF = Path(__file__).parent / "data" / "loizou_composite"
+# test vectors of Loizou's MATLAB composite.m (its own output), kept with the tests
+REF = Path(__file__).parent / "data" / "loizou_composite"
 
 
 def _ref(name):

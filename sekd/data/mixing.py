@@ -1,4 +1,4 @@
-"""Mixing speech and noise at an exact SNR (methods.md section 5)."""
+"""Mixing speech and noise at an exact SNR (docs/method.md section 6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Attention transfer for waveforms (MV-AT paper, section 2.2-2.4; methods.md sections 1-2).
+"""Attention transfer for waveforms (MV-AT paper, section 2.2-2.4; docs/method.md sections 1-2).
 
 Everything here takes plain tensors: activations (B, C, T) or maps (B, T). Pairings are lists
 of (side, student_depth, teacher_depth) so notebooks can print and draw them.

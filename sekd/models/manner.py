@@ -1,4 +1,4 @@
-"""MANNER (Park et al., ICASSP 2022) as the MV-AT paper uses it; spec: shared/docs/manner.md.
+"""MANNER (Park et al., ICASSP 2022) as the MV-AT paper uses it; spec: docs/manner.md.
 
 The model hands back its attention views explicitly (`Taps`), never through hooks: the
 distillation code only sees tensors. Shapes: B batch, C channels, n = C // 3 branch width,

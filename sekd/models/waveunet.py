@@ -1,6 +1,6 @@
 """The time-domain U-Net of the SNR teachers-student paper (Hao et al., ICME 2020, Fig. 3).
 
-methods.md section 4: 12 encoder blocks Conv1d(k15, same) + BN + LeakyReLU(0.1) with
+docs/method.md section 5: 12 encoder blocks Conv1d(k15, same) + BN + LeakyReLU(0.1) with
 48 + 24 i channels, the first 7 followed by decimation by 2 (keep every other sample); a
 bottleneck block of the same kind; 12 decoder blocks that each concatenate the matching
 encoder feature (taken before decimation) and run Conv1d(k5, same) + BN + LeakyReLU(0.1), the
