@@ -324,3 +324,23 @@ def test_teacher_preconditions_margins_and_intervals():
     checks = {c["check"]: c for c in teacher_preconditions(results)}
     assert not checks["teacher - noisy, PESQ"]["holds"]
     assert not checks["teacher output gain on clean"]["holds"]
+
+
+def test_queue_trains_resumes_and_skips(monkeypatch, tmp_path):
+    import sekd.study.runs as runs
+    from sekd.study.queue import run_queue
+
+    monkeypatch.setattr(
+        runs, "paths", lambda p, root=None: runs.Paths(
+            p, ROOT / "configs" / p, tmp_path / "runs" / p, tmp_path / "results" / p,
+            tmp_path / "results" / p / "figures", tmp_path / "cache"),
+    )  # fmt: skip
+    done = run_queue("smoke", ["student_baseline:3", "student_baseline:4"])
+    assert [d["name"] for d in done] == ["student_baseline", "student_baseline"]
+    out = tmp_path / "runs" / "smoke" / "student_baseline_seed3"
+    assert (out / "summary.json").is_file()
+    assert json.loads((out / "config.json").read_text())["seed"] == 3
+    # a finished run is skipped; an interrupted one (no summary) is resumed, not restarted
+    (tmp_path / "runs" / "smoke" / "student_baseline_seed4" / "summary.json").unlink()
+    done = run_queue("smoke", ["student_baseline:3", "student_baseline:4"])
+    assert len(done) == 1 and done[0]["steps"] == done[0]["total_steps"]

@@ -1,0 +1,59 @@
+"""Train a list of a profile's runs one after another, resuming unfinished ones, in this
+process: the way to run a long study in the background, one queue per core.
+
+    OMP_NUM_THREADS=1 python -m sekd.study.queue --profile cpu teacher student_baseline:1 ...
+
+Each item is a config name of `configs/<profile>/`, optionally `:SEED`. A run whose folder under
+runs/<profile>/ holds summary.json is finished and skipped; one with last.pt is resumed; others
+start fresh. Committed checkpoints are never used or touched here (unlike `ensure_run`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from ..train import train
+from .runs import run_config, run_dir
+
+
+def parse_item(item: str) -> tuple[str, int | None]:
+    name, _, seed = item.partition(":")
+    return name, (int(seed) if seed else None)
+
+
+def run_queue(profile: str, items, threads: int | None = None) -> list[dict]:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    done = []
+    for item in items:
+        name, seed = parse_item(item)
+        out = run_dir(profile, name, seed)
+        if (out / "summary.json").is_file():
+            print(f"{out}: finished already", flush=True)
+            continue
+        resume = (out / "last.pt").is_file()
+        print(f"{time.strftime('%H:%M:%S')} {out}: {'resume' if resume else 'start'}", flush=True)
+        summary = train(run_config(profile, name, seed), out, resume=resume, progress=False)
+        print(f"{time.strftime('%H:%M:%S')} {json.dumps(summary)}", flush=True)
+        done.append(summary)
+    return done
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--profile", required=True)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("runs", nargs="+", help="config names, each optionally NAME:SEED")
+    args = ap.parse_args(argv)
+    for item in args.runs:  # every config must exist before anything trains
+        run_config(args.profile, *parse_item(item))
+    run_queue(args.profile, args.runs, args.threads)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
