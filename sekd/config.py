@@ -1,12 +1,18 @@
 """Run configuration: a TOML file parsed into frozen dataclasses; unknown keys are errors.
 
 A config has the sections [data], [model], [teacher], [objective], [optim], [train] and a
-top-level `seed`. A file may name a `base` file (relative path) whose values it overrides, so
-the profiles share one description and change only what differs.
+top-level `seed`. A file may name a `base` file whose values it overrides, so the profiles
+share one description and change only what differs; the files every profile shares live in
+configs/shared/ (`locate`).
+
+One rule for relative paths (`base`, `teacher.checkpoints`, data folders): relative to the
+folder of the file that declares them; `{profile}` in a path is the profile's name; a value
+given on the command line (`--set`) is relative to the working directory.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from dataclasses import dataclass, field
@@ -14,6 +20,7 @@ from pathlib import Path
 
 import tomllib
 
+from .data.audio import SAMPLE_RATE
 from .distill.objective import ObjectiveConfig
 
 
@@ -31,8 +38,8 @@ class DataConfig:
     valid_noise_types: tuple[str, ...] = ()  # empty: the training noise types
     snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0, 15.0)
     snr_range: tuple[float, ...] = ()  # (low, high) instead of the list
-    segment: int = 16_000
-    hop: int = 16_000  # paired sources: window hop
+    segment: int = SAMPLE_RATE  # 1 s
+    hop: int = SAMPLE_RATE  # paired sources: window hop
     examples_per_epoch: int = 512
     valid_utterances: int = 16
     valid_seconds: float = 4.0
@@ -222,16 +229,74 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _read(path: Path) -> dict:
+# Config values that are file paths: a relative one is relative to the folder of the file that
+# declares it (a --set override: to the working directory), and "{profile}" in it is the name of
+# the profile the config is read for.
+PATH_KEYS = {
+    "data": ("noisy_dir", "clean_dir", "valid_noisy_dir", "valid_clean_dir", "voicebank_root"),
+    "teacher": ("checkpoints",),
+}
+SHARED = "shared"  # configs/shared/: the files every profile shares
+
+
+def locate(path) -> tuple[Path, Path]:
+    """(the file to read, the profile folder) of a config path.
+
+    `configs/<profile>/<name>.toml` is that file when it exists, else `configs/shared/<name>.toml`
+    read for that profile: the profiles keep only the files in which they differ.
+    """
+    path = Path(path)
+    if path.is_file():
+        return path, path.parent
+    shared = path.parent.parent / SHARED / path.name
+    if shared.is_file() and path.parent.is_dir():
+        return shared, path.parent
+    raise FileNotFoundError(
+        f"no config file {path}" + (f" (nor {shared})" if path.parent.is_dir() else "")
+    )
+
+
+def _paths_relative_to(raw: dict, folder: Path, profile: str) -> dict:
+    def fix(value: str) -> str:
+        value = value.replace("{profile}", profile)
+        p = Path(value)
+        return value if p.is_absolute() or not value else str((folder / p).resolve())
+
+    for section, keys in PATH_KEYS.items():
+        table = raw.get(section)
+        if not isinstance(table, dict):
+            continue
+        for key in keys:
+            v = table.get(key)
+            if isinstance(v, str):
+                table[key] = fix(v)
+            elif isinstance(v, list):
+                table[key] = [fix(x) if isinstance(x, str) else x for x in v]
+    return raw
+
+
+def _read(path: Path, profile_dir: Path) -> dict:
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
         raise FileNotFoundError(f"no config file {path}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"{path}: invalid TOML ({exc})") from None
+    raw = _paths_relative_to(raw, path.parent, profile_dir.name)
     base = raw.pop("base", None)
     if base:
-        raw = _merge(_read((path.parent / base).resolve()), raw)
+        # next to the declaring file, else in the profile's folder (a shared file's base)
+        near = path.parent / base
+        if not near.is_file() and profile_dir.name == SHARED:
+            raise FileNotFoundError(
+                f"{path} is shared by the profiles and names base {base!r}: read it for a "
+                f"profile, e.g. {path.parent.parent / 'cpu' / path.name}"
+            )
+        if near.is_file():
+            target, base_profile = near, profile_dir
+        else:
+            target, base_profile = locate(profile_dir / base)
+        raw = _merge(_read(target.resolve(), base_profile), raw)
     return raw
 
 
@@ -256,9 +321,16 @@ def config_from_dict(raw: dict, where: str = "config", **overrides) -> RunConfig
 
 
 def load_config(path, **overrides) -> RunConfig:
-    """Read a TOML run config (following `base`), apply `overrides` (nested dicts)."""
+    """Read a TOML run config (following `base`), apply `overrides` (nested dicts).
+
+    `path` may name a profile's file that lives in configs/shared/ (`locate`). Relative paths
+    in a file are relative to its folder; relative paths in `overrides`, to the working
+    directory.
+    """
     path = Path(path)
-    raw = _read(path)
+    target, profile_dir = locate(path)
+    raw = _read(target, profile_dir)
     raw.setdefault("name", path.stem)
     raw["source"] = str(path)
+    overrides = _paths_relative_to(copy.deepcopy(overrides), Path.cwd(), profile_dir.name)
     return config_from_dict(raw, str(path), **overrides)

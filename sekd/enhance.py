@@ -35,7 +35,7 @@ from .data.audio import (
 from .models.fuse import fold_batchnorm
 
 ALIGN = 4096
-DEFAULT_MARGIN = 16_000  # 1 s of context on each side of a chunk boundary
+DEFAULT_MARGIN = SAMPLE_RATE  # 1 s of context on each side of a chunk boundary
 DEFAULT_FADE = 4096
 
 

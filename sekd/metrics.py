@@ -24,6 +24,8 @@ from pesq import pesq as _pesq
 from pystoi import utils as _stoi_utils
 from tqdm.auto import tqdm
 
+from .data.audio import SAMPLE_RATE
+
 # pystoi's module (its package rebinds the name `pystoi.stoi` to the function): constants
 _STOI = importlib.import_module("pystoi.stoi")
 
@@ -78,7 +80,7 @@ def _mround(x: float) -> int:
 
 
 # ----------------------------------------------------------------------------------- PESQ, STOI
-def pesq_wb(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
+def pesq_wb(clean: np.ndarray, enhanced: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     """ITU-T P.862.2 wideband PESQ (MOS-LQO); raises MetricError with PESQ's reason."""
     try:
         return float(
@@ -88,7 +90,7 @@ def pesq_wb(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
         raise MetricError(f"PESQ failed: {type(exc).__name__}: {exc}") from None
 
 
-def pesq_nb_raw(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
+def pesq_nb_raw(clean: np.ndarray, enhanced: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     """Raw narrowband P.862 score, recovered exactly from the P.862.1 MOS-LQO the package gives."""
     try:
         mos = float(
@@ -199,7 +201,7 @@ def _power(spec: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     return np.add(v[..., 0::2], v[..., 1::2], out=out)
 
 
-def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = 16_000) -> float:
+def stoi(clean: np.ndarray, enhanced: np.ndarray, sr: int = SAMPLE_RATE) -> float:
     """Classic STOI (Taal et al. 2011) as a fraction: pystoi's algorithm (extended=False) with
     its constants, resampling filter, band matrix and overlap-add, and its per-frame Python
     loops (silent-frame removal, STFT, segments) and resampler loop as array operations. Equal
@@ -385,7 +387,7 @@ def _loc_peak(E: np.ndarray, S: np.ndarray) -> np.ndarray:
 def composite(
     clean: np.ndarray,
     enhanced: np.ndarray,
-    sr: int = 16_000,
+    sr: int = SAMPLE_RATE,
     pesq_score: float | None = None,
     pesq_mode: str = "wb",
 ) -> dict:
@@ -432,7 +434,7 @@ MAX_TRIM = 160  # samples (10 ms): larger length mismatches are an error for tha
 def score(
     clean: np.ndarray,
     enhanced: np.ndarray,
-    sr: int = 16_000,
+    sr: int = SAMPLE_RATE,
     composite_measures=True,
     noisy: np.ndarray | None = None,
 ) -> dict:
@@ -506,7 +508,7 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def evaluate_pairs(
-    pairs, workers: int = 1, sr: int = 16_000, progress: bool = True, composite_measures=True
+    pairs, workers: int = 1, sr: int = SAMPLE_RATE, progress: bool = True, composite_measures=True
 ):
     """Score (name, clean, enhanced) triples, or (name, clean, enhanced, noisy) for the SI-SDR
     improvement; clean/enhanced/noisy are paths or arrays.

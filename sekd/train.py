@@ -34,7 +34,15 @@ from tqdm.auto import tqdm
 
 from .baselines import Identity
 from .config import RunConfig
-from .data import ValidItem, build_train_set, build_valid_set, collate, epoch_batches, step_loader
+from .data import (
+    SAMPLE_RATE,
+    ValidItem,
+    build_train_set,
+    build_valid_set,
+    collate,
+    epoch_batches,
+    step_loader,
+)
 from .device import pick_device
 from .distill import DistillationObjective
 from .losses import snr_teacher_loss, weighted_loss
@@ -532,7 +540,7 @@ class Trainer:
                             "lr": self.opt.param_groups[0]["lr"],
                             **host,
                             "steps_per_s": tc.log_every / max(now - t_last, 1e-9),
-                            "audio_s_per_s": seen * cfg.data.segment / 16_000 / (now - t0),
+                            "audio_s_per_s": seen * cfg.data.segment / SAMPLE_RATE / (now - t0),
                         }
                     )
                     t_last = now

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-SR = 16_000
+from .data.audio import SAMPLE_RATE
+
+SR = SAMPLE_RATE
 
 
 def _plt():

@@ -49,11 +49,37 @@ def test_config_unknown_key_is_named(tmp_path):
         load_config(tmp_path / "nope.toml")
 
 
-def test_every_profile_config_parses():
-    files = sorted((ROOT / "configs").glob("*/*.toml"))
-    assert len(files) >= 4
-    for f in files:
-        load_config(f)
+def test_every_profile_config_parses_and_profiles_keep_only_what_differs():
+    from sekd.study import PROFILES, run_config
+
+    shared = sorted(p.stem for p in (ROOT / "configs" / "shared").glob("*.toml"))
+    assert "student_mvat_dual_kd" in shared and "snr_s2" in shared
+    for profile in PROFILES:
+        own = sorted(p.stem for p in (ROOT / "configs" / profile).glob("*.toml"))
+        assert not set(own) & set(shared)  # a profile file never shadows a shared one
+        for name in own + shared:
+            cfg = run_config(profile, name)
+            for ck in cfg.teacher.checkpoints:  # profile-relative teacher paths
+                assert Path(ck).is_absolute() and f"/runs/{profile}/" in ck
+    # a shared file read without a profile says how to read it
+    with pytest.raises(FileNotFoundError, match=r"shared by the profiles.*configs/cpu/"):
+        load_config(ROOT / "configs" / "shared" / "student_baseline.toml")
+
+
+def test_relative_paths_follow_the_file_that_declares_them(tmp_path, monkeypatch):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "base.toml").write_text(
+        '[teacher]\nrouting = "single"\ncheckpoints = ["t/{profile}.pt"]\n'
+    )
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "run.toml").write_text('base = "../a/base.toml"\n[data]\nnoisy_dir = "n"\n')
+    cfg = load_config(tmp_path / "b" / "run.toml")
+    assert cfg.teacher.checkpoints == (str(tmp_path / "a" / "t" / "b.pt"),)
+    assert cfg.data.noisy_dir == str(tmp_path / "b" / "n")
+    # a value given on the command line (--set) is relative to the working directory
+    monkeypatch.chdir(tmp_path)
+    cfg = load_config(tmp_path / "b" / "run.toml", data={"noisy_dir": "here"})
+    assert cfg.data.noisy_dir == str(tmp_path / "here")
 
 
 # ---------------------------------------------------------------------------------- train

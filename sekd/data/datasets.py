@@ -224,7 +224,7 @@ class PairedFolderDataset(Dataset):
         return _example(xn, xc, xn - xc, float("nan"), "", name)
 
 
-def voicebank_train_valid(root, segment: int = 64_000, hop: int = 16_000):
+def voicebank_train_valid(root, segment: int = 4 * SAMPLE_RATE, hop: int = SAMPLE_RATE):
     """The MANNER split: VoiceBank-DEMAND training folders minus p282/p287, which validate."""
     noisy, clean = voicebank_dirs(root, "train")
     train = PairedFolderDataset(

@@ -3,7 +3,6 @@ once and reused (or restored from the committed checkpoints); their learning cur
 
 from __future__ import annotations
 
-import dataclasses
 import fcntl
 import shutil
 from contextlib import contextmanager
@@ -73,17 +72,18 @@ def paths(profile: str, root: Path = REPO_ROOT) -> Paths:
 
 
 def run_config(profile: str, name: str, seed: int | None = None) -> RunConfig:
-    """The config `configs/<profile>/<name>.toml`, with teacher paths under the repository."""
+    """The config `name` of a profile: `configs/<profile>/<name>.toml`, or the shared file of
+    that name read for the profile (`sekd.config.locate`)."""
     p = paths(profile)
     f = p.configs / f"{name}.toml"
-    if not f.is_file():
-        known = sorted(x.stem for x in p.configs.glob("*.toml"))
-        raise FileNotFoundError(f"no config {f}; configs of profile {profile}: {known}")
-    cfg = load_config(f, **({} if seed is None else {"seed": seed}))
-    ck = tuple(
-        str(REPO_ROOT / c) if not Path(c).is_absolute() else c for c in cfg.teacher.checkpoints
-    )
-    return dataclasses.replace(cfg, teacher=dataclasses.replace(cfg.teacher, checkpoints=ck))
+    try:
+        return load_config(f, **({} if seed is None else {"seed": seed}))
+    except FileNotFoundError:
+        names = {x.stem for x in p.configs.glob("*.toml")}
+        names |= {x.stem for x in (p.configs.parent / "shared").glob("*.toml")}
+        raise FileNotFoundError(
+            f"no config {name!r} for profile {profile}; known: {sorted(names)}"
+        ) from None
 
 
 def run_dir(profile: str, name: str, seed: int | None = None) -> Path:
