@@ -14,6 +14,7 @@ import functools
 import importlib
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,35 +31,6 @@ from .data.audio import SAMPLE_RATE
 _STOI = importlib.import_module("pystoi.stoi")
 
 
-@dataclass(frozen=True)
-class Measure:
-    """One objective measure: its key in every result row, its column title, which way is
-    better (True: higher, False: lower, None: neither, e.g. the gain, best at 1) and whether
-    the quality tables show it (the composite's parts stay per file)."""
-
-    name: str
-    title: str
-    higher_is_better: bool | None = True
-    in_tables: bool = True
-
-
-# The one registry of measures: every result row, CSV header and table column comes from it.
-MEASURES = (
-    Measure("pesq", "PESQ"),
-    Measure("stoi", "STOI"),
-    Measure("csig", "CSIG"),
-    Measure("cbak", "CBAK"),
-    Measure("covl", "COVL"),
-    Measure("si_sdr", "SI-SDR (dB)"),
-    Measure("si_sdri", "SI-SDRi (dB)"),
-    Measure("gain", "gain", higher_is_better=None),
-    Measure("llr", "LLR", higher_is_better=False, in_tables=False),
-    Measure("wss", "WSS", higher_is_better=False, in_tables=False),
-    Measure("segsnr", "segSNR (dB)", in_tables=False),
-)
-MEASURE = {m.name: m for m in MEASURES}
-METRICS = tuple(m.name for m in MEASURES)
-QUALITY = tuple(m.name for m in MEASURES if m.in_tables)
 EPS = np.finfo(np.float64).eps
 
 # Klatt's 25 critical bands (centre, bandwidth in Hz), as in composite.m's wss().
@@ -427,6 +399,41 @@ def composite(
     }
 
 
+@dataclass(frozen=True)
+class Measure:
+    """One objective measure: its key in every result row, its column title, which way is
+    better (True: higher, False: lower, None: neither, e.g. the gain, best at 1), whether the
+    quality tables show it (the composite's parts stay per file) and how it is computed.
+    A new measure is one entry here (with its `fn`) and its test."""
+
+    name: str
+    title: str
+    higher_is_better: bool | None = True
+    in_tables: bool = True
+    # fn(clean, enhanced, sr) -> float for a measure of its own; None for PESQ and the composite
+    # measures (computed together by `score`) and SI-SDRi (needs the noisy input)
+    fn: Callable | None = None
+
+
+# The one registry of measures: every result row, CSV header and table column comes from it.
+MEASURES = (
+    Measure("pesq", "PESQ"),
+    Measure("stoi", "STOI", fn=stoi),
+    Measure("csig", "CSIG"),
+    Measure("cbak", "CBAK"),
+    Measure("covl", "COVL"),
+    Measure("si_sdr", "SI-SDR (dB)", fn=lambda c, e, sr: si_sdr(c, e)),
+    Measure("si_sdri", "SI-SDRi (dB)"),
+    Measure("gain", "gain", higher_is_better=None, fn=lambda c, e, sr: ls_gain(c, e)),
+    Measure("llr", "LLR", higher_is_better=False, in_tables=False),
+    Measure("wss", "WSS", higher_is_better=False, in_tables=False),
+    Measure("segsnr", "segSNR (dB)", in_tables=False),
+)
+MEASURE = {m.name: m for m in MEASURES}
+METRICS = tuple(m.name for m in MEASURES)
+QUALITY = tuple(m.name for m in MEASURES if m.in_tables)
+
+
 # ------------------------------------------------------------------------------- many pairs
 MAX_TRIM = 160  # samples (10 ms): larger length mismatches are an error for that file
 
@@ -458,9 +465,9 @@ def score(
         out = composite(clean, enhanced, sr, pesq_score=p)
     else:
         out = {k: float("nan") for k in METRICS} | {"pesq": p}
-    out["stoi"] = stoi(clean, enhanced, sr)
-    out["si_sdr"] = si_sdr(clean, enhanced)
-    out["gain"] = ls_gain(clean, enhanced)
+    for m in MEASURES:
+        if m.fn is not None:
+            out[m.name] = m.fn(clean, enhanced, sr)
     out["si_sdri"] = float("nan")
     if noisy is not None:
         out["si_sdri"] = out["si_sdr"] - si_sdr(clean, np.asarray(noisy, np.float64)[:n])

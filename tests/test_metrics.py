@@ -140,7 +140,7 @@ def test_evaluate_cli_json_layout_and_mixed_formats(corpus, tmp_path):
     )
     assert r.returncode == 0, r.stderr
     out = json.loads((tmp_path / "r.json").read_text())
-    assert set(out) == {"files", "mean", "count", "failed"}
+    assert set(out) == {"files", "mean", "count", "scored", "failed"}
     assert out["count"] == 3 and out["failed"] == 0
     assert set(out["files"][0]) == {"name", *METRICS, "error"}
     assert "PESQ" in r.stdout and (tmp_path / "r.csv").read_text().count("\n") == 4
