@@ -379,6 +379,8 @@ class Trainer:
         self.step, self.best = int(ck["step"]), ck.get("best")
         if self.rank == 0:
             _truncate_log(self.out / "metrics.jsonl", self.step)
+            # the config in effect from here on (an extended run has a new length)
+            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
 
     def _start(self, overwrite: bool) -> None:
         if self.rank == 0:
