@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from .data.audio import SAMPLE_RATE
 from .models import build, count_parameters
 from .models.manner import GlobalAttention
 
@@ -83,3 +84,41 @@ def complexity(preset: str, samples: int = 128_000) -> Complexity:
     model = build(preset)
     paper, true = count_macs(model, samples)
     return Complexity(preset, count_parameters(model), paper, 2 * true, samples)
+
+
+def efficiency_table(paper_gflops: dict[str, float], samples: int = 128_000) -> list[dict]:
+    """MV-AT Table 1's efficiency columns: per preset, exact parameters, paper-convention MACs
+    beside the paper's figure (and their ratio) and true FLOPs, on an 8 s input."""
+    rows = []
+    for preset, paper in paper_gflops.items():
+        c = complexity(preset, samples)
+        rows.append(
+            {
+                "preset": preset,
+                "params": c.params,
+                "GMACs (paper convention)": c.macs_paper / 1e9,
+                "paper's GFLOPs (Table 1)": paper,
+                "ratio": c.macs_paper / 1e9 / paper,
+                "true GFLOPs": c.flops / 1e9,
+            }
+        )
+    return rows
+
+
+def speed_table(presets, seconds: float = 4.0, seed: int = 0) -> list[dict]:
+    """Forward real-time factor (seconds per second of audio, batch 1, one warm-up call) of
+    each preset on this machine, with the thread count."""
+    import time
+
+    torch.manual_seed(seed)
+    x = torch.randn(1, 1, int(seconds * SAMPLE_RATE))
+    rows = []
+    for preset in presets:
+        m = build(preset).eval()
+        with torch.no_grad():
+            m(x)
+            t0 = time.perf_counter()
+            m(x)
+            rtf = (time.perf_counter() - t0) / seconds
+        rows.append({"preset": preset, "threads": torch.get_num_threads(), "rtf": rtf})
+    return rows

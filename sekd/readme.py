@@ -180,8 +180,8 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
     t1 = _load(res / "mvat_table1_voicebank.json")
     if t1 is None:
         return (
-            f"No `{profile}` results are committed yet: run `sekd reproduce --profile "
-            f"{profile}` (see issue notes for what has been trained)."
+            f"No `{profile}` results are committed yet: train the profile's runs and run "
+            f"`sekd reproduce --profile {profile}`."
         )
     lines = [
         f"Profile `{profile}`, written by `python -m sekd.readme` from `results/{profile}/`. The",

@@ -364,7 +364,7 @@ class Trainer:
             self._restore(ck)
         else:
             self._start(overwrite)
-        self.buffers = [b for b in self.student.buffers() if b.is_floating_point()]
+        self.buffers = list(self.student.buffers())
         self.snapshot = [b.clone() for b in self.buffers]
         bf16 = tc.bf16 and self.dev.type == "cuda"
         self.amp = torch.autocast("cuda", torch.bfloat16) if bf16 else None
@@ -462,8 +462,9 @@ class Trainer:
                 names = ", ".join(f"{k}={v}" for k, v in bad.items())
                 self.fail("loss", names or f"total={float(total_sum)}")
             self.fail("gradient")
-        if self.cfg.optim.grad_clip > 0:
-            torch.nn.utils.clip_grads_with_norm_(grads, self.cfg.optim.grad_clip, norm)
+        if self.cfg.optim.grad_clip > 0:  # scales the .grad of the parameters given
+            params = [p for p in self.student.parameters() if p.grad is not None]
+            torch.nn.utils.clip_grads_with_norm_(params, self.cfg.optim.grad_clip, norm)
         self.opt.step()
         if isinstance(self.sched, torch.optim.lr_scheduler.OneCycleLR):
             self.sched.step()

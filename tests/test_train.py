@@ -468,3 +468,14 @@ def test_the_readme_gpu_commands_run_on_the_cpu(tmp_path, fake_voicebank):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert {"at", "kd"} <= set(read_metrics(tmp_path / "student")[-1])
+
+
+def test_gradient_clipping_scales_the_parameters_gradients(tmp_path):
+    from sekd.data import step_loader
+    from sekd.train import Trainer
+
+    trainer = Trainer(_smoke(optim={"grad_clip": 1e-3}, train={"max_steps": 2}), tmp_path / "r")
+    (parts,) = [next(iter(step_loader(trainer.train_set, 0, 0, 4)))]
+    trainer.optimisation_step(parts)
+    grads = [p.grad for p in trainer.student.parameters() if p.grad is not None]
+    assert float(torch.nn.utils.get_total_norm(grads)) <= 1e-3 * (1 + 1e-4)

@@ -85,6 +85,12 @@ class WaveUNet(nn.Module):
         return -(-length // s) * s
 
     def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        """(B, 1, T) or (B, T) -> (B, 1, T).
+
+        The input is not normalised per example, so the items of a zero-padded batch of
+        different lengths differ from runs at batch 1 only near the end of the shorter items
+        (their receptive field reaches into the padding); `sekd enhance` runs files one by one.
+        """
         noisy = as_waveform_batch(noisy)
         length = noisy.shape[-1]
         x = F.pad(noisy, (0, self.valid_length(length) - length))
