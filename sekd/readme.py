@@ -12,7 +12,7 @@ import json
 
 from .data.corpus import REPO_ROOT
 from .metrics import MEASURE, QUALITY
-from .study.paper import SNR_PAPER_CLAIM, paper_effect
+from .study.paper import SNR_PAPER_CLAIM
 from .study.stats import direction, verdict
 
 START, END = "<!-- results:start -->", "<!-- results:end -->"
@@ -107,13 +107,17 @@ def effect_lines(effects: list[dict]) -> list[str]:
             if seeds > 1
             else ""
         )
-        paper = e.get("paper", paper_effect(e["method"]))
+        paper = e.get("paper")
+        against = (
+            f"this {verdict(_num(e['ci_low']), _num(e['ci_high']), paper)} the paper's {paper:+.2f}"
+            if paper
+            else f"{direction(_num(e['ci_low']), _num(e['ci_high']))} 0 (not in the paper)"
+        )
         lines.append(
             f"- {e['method']}: {_sfmt(e['diff'], 3)} "
             f"[{_sfmt(e['ci_low'], 3)}, {_sfmt(e['ci_high'], 3)}] "
             f"over {e['pairs']} files ({e.get('interval', 't-interval over files')}), each "
-            f"averaged over {seeds} seed(s){per_seed}; this "
-            f"{verdict(_num(e['ci_low']), _num(e['ci_high']), paper)} the paper's {paper:+.2f}"
+            f"averaged over {seeds} seed(s){per_seed}; {against}"
         )
     return lines
 

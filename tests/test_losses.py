@@ -225,6 +225,30 @@ def test_pairs_equal_depths_and_gaps():
 
 # ------------------------------------------------------------------------------------ objective
 @pytest.mark.parametrize("row", sorted(TABLE3_ROWS))
+def test_every_table3_row_has_its_config_in_every_profile(row):
+    from sekd.study import PROFILES, run_config
+
+    for profile in PROFILES:
+        assert run_config(profile, f"student_{row}").objective == TABLE3_ROWS[row], profile
+
+
+def test_at_reduction_mean_is_the_norm_over_the_length():
+    from sekd.distill import at_loss
+
+    t, s = torch.rand(3, 400), torch.rand(3, 400)
+    for q in (1, 2):
+        norm, mean = at_loss(t, s, q), at_loss(t, s, q, reduction="mean")
+        assert float(mean) == pytest.approx(float(norm) / 400 ** (1 / q), rel=1e-6)
+    # maps that differ alike at every frame: the l1 norm grows as sqrt(T), the mean falls so
+    a = [at_loss(torch.rand(4, n), torch.rand(4, n), 1) for n in (100, 1600)]
+    b = [at_loss(torch.rand(4, n), torch.rand(4, n), 1, reduction="mean") for n in (100, 1600)]
+    assert float(a[1] / a[0]) == pytest.approx(4, rel=0.15)
+    assert float(b[1] / b[0]) == pytest.approx(0.25, rel=0.15)
+    with pytest.raises(ValueError, match="reduction"):
+        at_loss(t, s, 1, reduction="sum")
+
+
+@pytest.mark.parametrize("row", sorted(TABLE3_ROWS))
 def test_every_table3_row_runs_and_never_touches_the_teacher(row):
     student, teacher = build("tiny_student"), build("tiny_teacher")
     before = {k: v.clone() for k, v in teacher.state_dict().items()}

@@ -33,8 +33,22 @@ def test_results_block_reads_the_files_with_seed_spread_and_verdicts(tmp_path):
     _write(
         res / "mvat_effect_voicebank.json",
         [
-            {"method": "mvat_dual_q1", **eff, "seeds": 3, "diff_per_seed": [0.04, 0.05, 0.06]},
-            {"method": "mvat_dual_kd", **eff, "ci_low": -0.2, "ci_high": -0.1, "seeds": 1},
+            {
+                "method": "mvat_dual_q1",
+                **eff,
+                "seeds": 3,
+                "diff_per_seed": [0.04, 0.05, 0.06],
+                "paper": 0.06,
+            },
+            {
+                "method": "mvat_dual_kd",
+                **eff,
+                "ci_low": -0.2,
+                "ci_high": -0.1,
+                "seeds": 1,
+                "paper": 0.07,
+            },
+            {"method": "mvat_dual_mean", **eff, "seeds": 1},
         ],
     )
     _write(
@@ -51,6 +65,9 @@ def test_results_block_reads_the_files_with_seed_spread_and_verdicts(tmp_path):
     assert "| noisy | 1 |" in text and "1.900 |" in text and "| **no** |" in text
     assert "per seed: +0.040, +0.050, +0.060" in text and "agrees with the paper's +0.06" in text
     assert "contradicts the paper's +0.07" in text
+    assert (
+        "mvat_dual_mean: +0.050 [+0.010, +0.090]" in text and "above 0 (not in the paper)" in text
+    )
     assert "teacher - noisy, PESQ = +0.600 [+0.400, +0.800] over 31 files" in text
     assert "teacher output gain on clean = -0.500 (needs > 0): **fails**" in text
     assert "does not meet every precondition" in text

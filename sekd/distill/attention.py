@@ -36,14 +36,26 @@ def _resize(m: torch.Tensor, length: int) -> torch.Tensor:
     return F.interpolate(m[:, None], size=length, mode="linear", align_corners=False)[:, 0]
 
 
+AT_REDUCTIONS = ("norm", "mean")
+
+
 def at_loss(
-    teacher_map: torch.Tensor, student_map: torch.Tensor, q: float = 1, resample: str = "teacher"
+    teacher_map: torch.Tensor,
+    student_map: torch.Tensor,
+    q: float = 1,
+    resample: str = "teacher",
+    reduction: str = "norm",
 ) -> torch.Tensor:
     """Eq. 2: || F_T / ||F_T|| - F_S / ||F_S|| ||_q per example, mean over the batch.
 
     Maps are (B, T_t) and (B, T_s), normalised or not; the side named by `resample` ("teacher"
     or "student") is linearly interpolated to the other's length, then both are normalised.
-    The teacher side is detached.
+    The teacher side is detached. `reduction = "norm"` is eq. 2 as printed: for q = 1 it sums
+    |difference| over the T frames, so it grows with the map's length (as sqrt(T) for maps
+    that differ alike everywhere) and at 1 s segments it outweighs the supervised loss by two
+    orders of magnitude. "mean" divides it by T^(1/q): the mean absolute difference for q = 1,
+    the RMS for q = 2, as common attention-transfer implementations compute it (beyond the
+    paper).
     """
     if teacher_map.dim() != 2 or student_map.dim() != 2:
         raise ValueError(
@@ -63,7 +75,12 @@ def at_loss(
     else:
         raise ValueError(f"resample must be 'teacher' or 'student', got {resample!r}")
     d = _normalize(t) - _normalize(s)
-    return torch.linalg.vector_norm(d, ord=q, dim=-1).mean()
+    loss = torch.linalg.vector_norm(d, ord=q, dim=-1)
+    if reduction == "mean":
+        loss = loss / d.shape[-1] ** (1 / q)
+    elif reduction != "norm":
+        raise ValueError(f"reduction must be one of {AT_REDUCTIONS}, got {reduction!r}")
+    return loss.mean()
 
 
 def block_pairs(
@@ -134,7 +151,9 @@ def teacher_maps(teacher_taps: dict, pairs, p: float = 2, views=VIEWS) -> dict:
         return {k: temporal_attention_map(teacher_taps[k], p) for k in keys}
 
 
-def mvat_map_loss(t_maps: dict, student_views: dict, pairs, q: float = 1, p: float = 2):
+def mvat_map_loss(
+    t_maps: dict, student_views: dict, pairs, q: float = 1, p: float = 2, reduction: str = "norm"
+):
     """`mvat_loss` with the teacher side given as `teacher_maps(teacher_views, pairs, p)`."""
     if not pairs:
         raise ValueError("mvat_loss: no teacher/student block pairs")
@@ -145,7 +164,7 @@ def mvat_map_loss(t_maps: dict, student_views: dict, pairs, q: float = 1, p: flo
         # examples, times V, is the sum over views of each view's batch mean
         t = torch.cat([t_maps[(side, td, v)] for v in VIEWS])  # (V B, T_t)
         s = torch.cat([temporal_attention_map(student_views[(side, sd, v)], p) for v in VIEWS])
-        total = total + n * at_loss(t, s, q)
+        total = total + n * at_loss(t, s, q, reduction=reduction)
     return total
 
 
@@ -156,14 +175,16 @@ def mvat_loss(
     return mvat_map_loss(teacher_maps(teacher_views, pairs, p), student_views, pairs, q, p)
 
 
-def single_view_map_loss(t_maps: dict, student_layers: dict, pairs, q: float = 1, p: float = 2):
+def single_view_map_loss(
+    t_maps: dict, student_layers: dict, pairs, q: float = 1, p: float = 2, reduction: str = "norm"
+):
     """`single_view_loss` with the teacher side given as `teacher_maps(layers, pairs, p, None)`."""
     if not pairs:
         raise ValueError("single_view_loss: no teacher/student layer pairs")
     total = 0.0
     for side, sd, td in pairs:
         s_map = temporal_attention_map(student_layers[(side, sd)], p)
-        total = total + at_loss(t_maps[(side, td)], s_map, q)
+        total = total + at_loss(t_maps[(side, td)], s_map, q, reduction=reduction)
     return total
 
 
