@@ -78,7 +78,8 @@ def test_existing_outputs_and_name_clashes_are_errors_before_any_write(ckpt, fol
 def test_one_bad_file_does_not_stop_the_batch(ckpt, folder, tmp_path):
     x = read_audio(folder / "p232_002.wav")
     sf.write(folder / "a_one_sample.wav", x[:1], 16_000)
-    sf.write(folder / "b_vorbis.ogg", x, 16_000)  # readable, not writable as OGG: becomes .wav
+    sf.write(folder / "b_vorbis.ogg", x, 16_000)  # readable, not written as OGG: becomes .wav
+    sf.write(folder / "b_mpeg.mp3", x, 16_000)  # the same for MP3
     (folder / "c_broken.flac").write_bytes(b"fLaC not really")
     (folder / "notes.txt").write_text("not audio")
     out = tmp_path / "out"
@@ -89,9 +90,9 @@ def test_one_bad_file_does_not_stop_the_batch(ckpt, folder, tmp_path):
         assert r.stderr.count(bad) == 1, r.stderr  # each failure reported once, by name
     assert "notes.txt" in r.stderr  # skipped, and said so
     assert sorted(p.name for p in out.iterdir()) == [
-        "b_vorbis.wav", "p232_001.flac", "p232_002.wav", "p232_003.wav",
+        "b_mpeg.wav", "b_vorbis.wav", "p232_001.flac", "p232_002.wav", "p232_003.wav",
     ]  # fmt: skip
-    assert "wrote 4 of 6 file(s)" in r.stdout
+    assert "wrote 5 of 7 file(s)" in r.stdout
 
 
 @pytest.mark.parametrize(
