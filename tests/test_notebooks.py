@@ -6,6 +6,7 @@ from pathlib import Path
 import nbformat
 import numpy as np
 import pytest
+import torch
 
 from sekd.reproduce import notebooks, parse_params, reproduce
 
@@ -344,3 +345,58 @@ def test_queue_trains_resumes_and_skips(monkeypatch, tmp_path):
     (tmp_path / "runs" / "smoke" / "student_baseline_seed4" / "summary.json").unlink()
     done = run_queue("smoke", ["student_baseline:3", "student_baseline:4"])
     assert len(done) == 1 and done[0]["steps"] == done[0]["total_steps"]
+
+
+def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
+    monkeypatch, tmp_path, capsys
+):
+    import shutil
+
+    import sekd.study.runs as runs
+    from sekd.study.queue import main, run_queue
+
+    monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(
+        runs, "paths", lambda p, root=None: runs.Paths(
+            p, ROOT / "configs" / p, tmp_path / "runs" / p, tmp_path / "results" / p,
+            tmp_path / "results" / p / "figures", tmp_path / "cache"),
+    )  # fmt: skip
+    items = ["student_baseline:3", "student_baseline:4", "student_kd_only:5"]
+    run_queue("smoke", items[:2])
+    cut = tmp_path / "runs" / "smoke" / "student_baseline_seed4"
+    (cut / "summary.json").unlink()  # seed 4 as if the machine went away before it finished
+    capsys.readouterr()
+    assert main(["--profile", "smoke", "--save", *items]) == 0
+    said = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[1].strip().split(",")[0] for line in said] == [
+        "finished",
+        "in progress",
+        "not started",
+    ]
+    saved = tmp_path / "checkpoints" / "smoke" / "student_baseline_seed4" / "in_progress"
+    assert sorted(p.name for p in saved.iterdir()) == [
+        "best.pt",
+        "config.json",
+        "last.pt",
+        "metrics.jsonl",
+    ]
+    assert (tmp_path / "checkpoints" / "smoke" / "student_baseline_seed3" / "model.pt").is_file()
+    assert not (tmp_path / "runs" / "smoke" / "student_kd_only_seed5").exists()
+    with pytest.raises(ValueError, match="finished"):
+        runs.save_progress("smoke", "student_baseline", 3)
+    # a run folder with state of its own is never written over by the committed state
+    last = torch.load(cut / "last.pt", weights_only=True)["model"]["state_dict"]
+    (cut / "last.pt").write_bytes(b"newer")
+    assert not runs.restore_progress("smoke", "student_baseline", 4)
+    assert (cut / "last.pt").read_bytes() == b"newer"
+    # on a fresh machine (runs/ gone) the queue resumes from the committed state, not anew
+    shutil.rmtree(tmp_path / "runs")
+    done = run_queue("smoke", items[1:2])
+    assert capsys.readouterr().out.count("restored the committed state") == 1
+    assert len(done) == 1 and done[0]["steps"] == done[0]["total_steps"]
+    resumed = torch.load(cut / "last.pt", weights_only=True)["model"]["state_dict"]
+    assert all(torch.equal(v, resumed[k]) for k, v in last.items())
+    assert (cut / "metrics.jsonl").read_text() == (saved / "metrics.jsonl").read_text()
+    # committing the finished run removes its state in progress
+    runs.commit_run("smoke", "student_baseline", 4)
+    assert not saved.exists()

@@ -4,8 +4,16 @@ process: the way to run a long study in the background, one queue per core.
     OMP_NUM_THREADS=1 python -m sekd.study.queue --profile cpu teacher student_baseline:1 ...
 
 Each item is a config name of `configs/<profile>/`, optionally `:SEED`. A run whose folder under
-runs/<profile>/ holds summary.json is finished and skipped; one with last.pt is resumed; others
-start fresh. Committed checkpoints are never used or touched here (unlike `ensure_run`).
+runs/<profile>/ holds summary.json is finished and skipped; one with last.pt is resumed; one with
+neither resumes from its committed state under checkpoints/<profile>/<run>/in_progress/ if there
+is one, else starts fresh. Committed models are never used here.
+
+Before the machine goes away (a preempted job, the end of a session), `--save` keeps what the
+queue has done, for git: each finished run is committed (`commit_run`: its best model and logs
+under checkpoints/<profile>/<run>/), each unfinished one's resumable state is copied to
+checkpoints/<profile>/<run>/in_progress/ (`save_progress`):
+
+    python -m sekd.study.queue --profile cpu --save teacher student_baseline:1 ...
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ import json
 import time
 
 from ..train import train
-from .runs import run_config, run_dir
+from .runs import commit_run, restore_progress, run_config, run_dir, save_progress
 
 
 def parse_item(item: str) -> tuple[str, int | None]:
@@ -35,6 +43,8 @@ def run_queue(profile: str, items, threads: int | None = None) -> list[dict]:
         if (out / "summary.json").is_file():
             print(f"{out}: finished already", flush=True)
             continue
+        if restore_progress(profile, name, seed):
+            print(f"{out}: restored the committed state in progress", flush=True)
         resume = (out / "last.pt").is_file()
         print(f"{time.strftime('%H:%M:%S')} {out}: {'resume' if resume else 'start'}", flush=True)
         summary = train(run_config(profile, name, seed), out, resume=resume, progress=False)
@@ -43,14 +53,38 @@ def run_queue(profile: str, items, threads: int | None = None) -> list[dict]:
     return done
 
 
+def save_queue(profile: str, items) -> list[str]:
+    """`--save`: commit each finished run, save each unfinished one's resumable state; runs
+    never started are skipped. Returns one line per run, saying what was done."""
+    lines = []
+    for item in items:
+        name, seed = parse_item(item)
+        out = run_dir(profile, name, seed)
+        if (out / "summary.json").is_file():
+            lines.append(f"{out.name}: finished, committed to {commit_run(profile, name, seed)}")
+        elif (out / "last.pt").is_file():
+            lines.append(f"{out.name}: in progress, saved to {save_progress(profile, name, seed)}")
+        else:
+            lines.append(f"{out.name}: not started, nothing to save")
+    return lines
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", required=True)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument(
+        "--save",
+        action="store_true",
+        help="train nothing: commit the finished runs, save the unfinished ones' state",
+    )
     ap.add_argument("runs", nargs="+", help="config names, each optionally NAME:SEED")
     args = ap.parse_args(argv)
     for item in args.runs:  # every config must exist before anything trains
         run_config(args.profile, *parse_item(item))
+    if args.save:
+        print("\n".join(save_queue(args.profile, args.runs)))
+        return 0
     run_queue(args.profile, args.runs, args.threads)
     return 0
 

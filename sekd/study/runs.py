@@ -20,6 +20,10 @@ PROFILES = ("smoke", "quick", "cpu", "paper")
 STUDY_SEEDS = {"smoke": (None,), "quick": (None,), "cpu": (None, 1, 2), "paper": (None, 1, 2)}
 COMMITTED = REPO_ROOT / "checkpoints"
 _COMMITTED_FILES = ("metrics.jsonl", "summary.json")
+# An unfinished run's resumable state, committed under checkpoints/<profile>/<run>/in_progress/
+# so that a long run can go on on another machine (`save_progress`, `restore_progress`).
+IN_PROGRESS = "in_progress"
+_PROGRESS_FILES = ("last.pt", "best.pt", "metrics.jsonl", "config.json")
 
 
 @contextmanager
@@ -105,7 +109,43 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
     )
     for f in _COMMITTED_FILES:
         shutil.copy(src / f, dst / f)
+    shutil.rmtree(dst / IN_PROGRESS, ignore_errors=True)  # finished: its resumable state goes
     return dst
+
+
+def save_progress(profile: str, name: str, seed: int | None = None) -> Path:
+    """Copy the resumable state of an unfinished run under runs/ (last.pt, best.pt,
+    metrics.jsonl, config.json) to checkpoints/<profile>/<run>/in_progress/, for git: a long
+    run interrupted on one machine resumes on another (`restore_progress`). The committed
+    model of the run, if any, is left as it is."""
+    src = run_dir(profile, name, seed)
+    if (src / "summary.json").is_file():
+        raise ValueError(f"{src} is finished: commit it with commit_run, not save_progress")
+    if not (src / "last.pt").is_file():
+        raise FileNotFoundError(f"{src} has no last.pt: nothing to save")
+    dst = committed_dir(profile, name, seed) / IN_PROGRESS
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in _PROGRESS_FILES:
+        if (src / f).is_file():
+            shutil.copy(src / f, dst / f)
+    return dst
+
+
+def restore_progress(profile: str, name: str, seed: int | None = None) -> bool:
+    """Copy a run's committed resumable state (`save_progress`) into runs/ when the run there
+    has neither finished nor started (no summary.json, no last.pt); a run folder with state of
+    its own is never written over. True when something was restored."""
+    src = committed_dir(profile, name, seed) / IN_PROGRESS
+    out = run_dir(profile, name, seed)
+    if not (src / "last.pt").is_file() or any(
+        (out / f).exists() for f in ("summary.json", "last.pt")
+    ):
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    for f in _PROGRESS_FILES:
+        if (src / f).is_file():
+            shutil.copy(src / f, out / f)
+    return True
 
 
 def committed_runs(profile: str) -> list[str]:
@@ -144,9 +184,9 @@ def find_run(profile: str, name: str, seed: int | None = None) -> Path | None:
 def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
     """The folder of the finished run `name` (see `find_run`), trained first when there is none.
 
-    An interrupted run under runs/ (last.pt without summary.json) is resumed; `retrain` trains
-    anew into runs/ (replacing the run there). A committed run is read where it is, never
-    copied over a run folder.
+    An interrupted run under runs/ (last.pt without summary.json) is resumed, as is committed
+    resumable state (`restore_progress`); `retrain` trains anew into runs/ (replacing the run
+    there). A committed run is read where it is, never copied over a run folder.
     """
     out = run_dir(profile, name, seed)
     with locked(out):
@@ -160,6 +200,8 @@ def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool =
                 f"committed: {', '.join(committed_runs(profile)) or 'none'}"
             )
         cfg = run_config(profile, name, seed)
+        if not retrain:
+            restore_progress(profile, name, seed)
         resume = not retrain and (out / "last.pt").is_file()
         train(cfg, out, resume=resume, overwrite=retrain, progress=False)
     return out
