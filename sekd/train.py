@@ -195,11 +195,6 @@ def validate(model, items: list[ValidItem], objective: TrainingObjective, device
 def init_identity(student, train_set, cfg: RunConfig, device) -> float:
     """`model.init = "identity"`: fit the student's output layer on the run's first global
     batch (every process the same batch, so the weights agree); returns the fit's R^2."""
-    if not hasattr(student, "init_identity"):
-        raise ValueError(
-            f"model.init = identity: preset {cfg.model.preset!r} "
-            f"({type(student).__name__}) has no identity initialisation"
-        )
     if hasattr(train_set, "set_epoch"):
         train_set.set_epoch(0)
     first = epoch_batches(len(train_set), cfg.train.batch_size, 0, cfg.seed)[0]
@@ -334,6 +329,11 @@ class Trainer:
         random.seed(cfg.seed)
 
         self.student = build(cfg.model.preset).to(self.dev)
+        if cfg.model.init == "identity" and not hasattr(self.student, "init_identity"):
+            raise ValueError(
+                f"model.init = identity: preset {cfg.model.preset!r} "
+                f"({type(self.student).__name__}) has no identity initialisation"
+            )
         self.train_set = build_train_set(cfg.data, cfg.seed)
         self.valid_items = build_valid_set(cfg.data, cfg.seed) if self.rank == 0 else []
         self.per_epoch = len(self.train_set) // tc.batch_size

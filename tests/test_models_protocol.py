@@ -8,6 +8,7 @@ from sekd.models import (
     VIEWS,
     Distillable,
     EnhancementModel,
+    IdentityInit,
     build,
     families,
     model_from_state,
@@ -36,6 +37,15 @@ def test_every_family_meets_the_model_contract(family):
     with torch.no_grad():
         torch.testing.assert_close(clone(x), y)
     assert isinstance(model, Distillable) == (family in DISTILLABLE)
+    # every registered family can start at the identity (model.init = "identity")
+    assert isinstance(model, IdentityInit)
+    ident = build(SMALLEST[family]).train()
+    speech_level = 0.05 * x
+    assert ident.init_identity(speech_level) > 0.8
+    with torch.no_grad():
+        out = ident(speech_level)
+    gain = (out * speech_level).sum() / speech_level.pow(2).sum()
+    assert 0.6 < gain < 1.2
     if not isinstance(model, Distillable):
         return
     assert isinstance(model.cfg.depth, int)

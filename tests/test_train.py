@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sekd.config import config_from_dict, load_config
-from sekd.models import build, load_checkpoint, save_model
+from sekd.models import WaveUNetConfig, build, load_checkpoint, save_model
 from sekd.train import TrainingError, TrainingObjective, read_metrics, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -287,10 +287,35 @@ def test_identity_init_and_validation_diagnostics(tmp_path):
         train(_smoke(data={"valid_pairs": ["nope"]}), tmp_path / "bad", progress=False)
 
 
-def test_identity_init_needs_a_model_that_has_one(tmp_path):
-    cfg = load_config(SMOKE / "snr_teacher1.toml", model={"init": "identity"})
-    with pytest.raises(ValueError, match="waveunet_tiny.*no identity initialisation"):
-        train(cfg, tmp_path / "run", progress=False)
+def test_identity_init_of_a_wave_u_net_and_of_a_family_without_one(tmp_path):
+    cfg = load_config(
+        SMOKE / "snr_teacher1.toml", model={"init": "identity"}, train={"max_steps": 1}
+    )
+    train(cfg, tmp_path / "unet", progress=False)
+    assert read_metrics(tmp_path / "unet")[0]["identity_r2"] > 0.99
+
+    class Plain(torch.nn.Module):  # a user's own family, registered, with no identity init
+        def __init__(self, cfg):
+            super().__init__()
+            self.cfg, self.conv = cfg, torch.nn.Conv1d(1, 1, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(x)
+
+    from sekd.models import registry
+
+    registry.register_family("plain_test", Plain, WaveUNetConfig)
+    registry.register("plain_test_tiny", "plain_test", WaveUNetConfig)
+    try:
+        cfg = load_config(
+            SMOKE / "snr_teacher1.toml", model={"init": "identity", "preset": "plain_test_tiny"}
+        )
+        with pytest.raises(ValueError, match="plain_test_tiny.*Plain.*no identity init"):
+            train(cfg, tmp_path / "run", progress=False)
+        assert not (tmp_path / "run").exists()  # refused before the folder is made
+    finally:
+        registry._FAMILIES.pop("plain_test")
+        registry._PRESETS.pop("plain_test_tiny")
     with pytest.raises(ValueError, match="model.init"):
         config_from_dict({"model": {"init": "zeros"}})
 

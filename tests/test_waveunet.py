@@ -46,6 +46,30 @@ def test_chunked_equals_whole_file_for_the_unet():
     assert np.max(np.abs(whole - chunked)) < 1e-4
 
 
+@pytest.mark.parametrize("preset", ["waveunet_tiny", "waveunet_cpu"])
+def test_identity_init_passes_the_input_through_with_positive_polarity(preset):
+    torch.manual_seed(0)
+    m = build(preset).train()
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(0, 0.05, (4, 1, 8_000)).astype(np.float32))
+    held_out = torch.from_numpy(rng.normal(0, 0.05, (3, 1, 5_001)).astype(np.float32))
+    gain = lambda y: ((y * held_out).sum(-1) / (held_out**2).sum(-1)).flatten()  # noqa: E731
+    with torch.no_grad():
+        # the random start is further from the input than silence is
+        assert (m(held_out) - held_out).pow(2).sum() > held_out.pow(2).sum()
+    buffers = {k: b.clone() for k, b in m.named_buffers()}
+    assert m.init_identity(x) > 0.99
+    for k, b in m.named_buffers():
+        assert torch.equal(b, buffers[k]), k
+    with torch.no_grad():
+        y = m(held_out)
+    torch.testing.assert_close(y, torch.tanh(held_out))  # the input itself, any batch, any length
+    assert gain(y).min() > 0.99
+    # and the decoder still learns: the output layer's feature weights get a gradient
+    m(held_out).pow(2).mean().backward()
+    assert m.out[0].weight.grad[:, :-1].abs().sum() > 0
+
+
 # --------------------------------------------------------------------------------- routing
 def test_bands_route_every_listed_snr_to_its_band():
     for i, band in enumerate(PAPER_BANDS):

@@ -1,7 +1,7 @@
 """Models and the preset registry."""
 
 from .manner import VIEWS, Manner, MannerConfig, Taps, count_parameters, valid_length
-from .protocol import Distillable, EnhancementModel
+from .protocol import Distillable, EnhancementModel, IdentityInit
 from .registry import (
     build,
     families,
@@ -19,6 +19,7 @@ from .waveunet import WaveUNet, WaveUNetConfig
 __all__ = [
     "VIEWS",
     "Distillable",
+    "IdentityInit",
     "EnhancementModel",
     "families",
     "Manner",

@@ -1,7 +1,8 @@
 """What the rest of sekd asks of a model, written down once.
 
-Every registered family is an `EnhancementModel`; a family that attention transfer can read is
-also `Distillable`. tests/test_models_protocol.py checks every registered family against them.
+Every registered family is an `EnhancementModel` and an `IdentityInit`; a family that attention
+transfer can read is also `Distillable`. tests/test_models_protocol.py checks every registered
+family against them.
 """
 
 from __future__ import annotations
@@ -40,3 +41,13 @@ class Distillable(Protocol):
     def layer_keys(self) -> list[tuple[str, int]]: ...
 
     def forward(self, noisy: torch.Tensor, return_views=False, return_layers=False): ...
+
+
+@runtime_checkable
+class IdentityInit(Protocol):
+    """A model that can start training at the identity (`model.init = "identity"`):
+    `init_identity(noisy)` sets its output layer so that the model passes `noisy` through, at
+    the input's level and polarity, leaves BatchNorm statistics as they were, and returns the
+    R^2 of that fit on `noisy`."""
+
+    def init_identity(self, noisy: torch.Tensor) -> float: ...
