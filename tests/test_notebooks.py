@@ -247,6 +247,28 @@ def test_snr_effect_pairs_s2_with_s1_by_file_per_snr_and_over_seeds():
     assert by[("stoi", "all")]["diff"] == pytest.approx(0.125 / 4)
 
 
+def test_students_vs_noisy_says_which_student_lowers_stoi_or_does_not_enhance():
+    from sekd.study import students_vs_noisy
+
+    def res(pesq, stoi, si_sdr, gain=0.9):
+        return {"mean": {"pesq": pesq, "stoi": stoi, "si_sdr": si_sdr, "gain": gain}}
+
+    rows = students_vs_noisy(
+        {
+            "noisy": res(1.5, 0.80, 5.0, 1.0),
+            "snr_s1": res(1.7, 0.79, 8.0),  # better PESQ, lower STOI
+            "snr_s1_seed1": res(1.7, 0.82, 8.0),
+            "snr_s2": res(1.8, 0.85, 9.0, gain=-0.9),  # inverted: PESQ and STOI do not see it
+            "snr_teacher1": res(2.0, 0.9, 10.0),
+        }
+    )
+    by = {r["model"]: r for r in rows}
+    assert list(by) == ["snr_s1", "snr_s1_seed1", "snr_s2"]
+    assert [by[k]["lowers_stoi"] for k in by] == [True, False, False]
+    assert [by[k]["enhances"] for k in by] == [False, True, False]
+    assert by["snr_s1"]["noisy_stoi"] == 0.80 and by["snr_s2"]["gain"] == -0.9
+
+
 def test_cluster_bootstrap_counts_clusters_not_files():
     from sekd.study import cluster_bootstrap_ci, mean_ci
 

@@ -50,6 +50,7 @@ from .snr import (
     snr_study,
     snr_tables,
     snr_voicebank,
+    students_vs_noisy,
 )
 from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
 
@@ -113,6 +114,7 @@ __all__ = [
     "snr_study",
     "snr_tables",
     "snr_voicebank",
+    "students_vs_noisy",
     "student_labels",
     "study_seeds",
     "teacher_preconditions",

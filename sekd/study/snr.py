@@ -9,6 +9,7 @@ import numpy as np
 from ..baselines import Identity
 from ..metrics import QUALITY
 from ..routing import snr_band
+from .mvat import enhances
 from .runs import ensure_run, load_run_model, run_config
 from .scoring import evaluate, premix_pairs, premix_set, utterance_of, voicebank_pairs
 from .stats import cluster_bootstrap_ci, direction
@@ -111,6 +112,26 @@ def band_preconditions(results: dict) -> list[dict]:
             ok = ok and d["ci_low"] > 0
         row["holds"] = bool(ok)
         rows.append(row)
+    return rows
+
+
+def students_vs_noisy(results: dict) -> list[dict]:
+    """Each student run (every seed) against the noisy input over the whole test grid: its mean
+    PESQ, STOI and SI-SDR beside the input's, whether it lowers STOI below the input's, and
+    whether it enhances by the project's rule (`enhances`: above the input in PESQ, STOI and
+    SI-SDR, with positive gain on the clean signal)."""
+    noisy = results["noisy"]["mean"]
+    rows = []
+    for name in STUDENTS:
+        for label in student_seeds(results, name):
+            m = results[label]["mean"]
+            row = {"model": label}
+            for k in ("pesq", "stoi", "si_sdr"):
+                row[k], row[f"noisy_{k}"] = m[k], noisy[k]
+            row["gain"] = m["gain"]
+            row["lowers_stoi"] = bool(m["stoi"] < noisy["stoi"])
+            row["enhances"] = enhances(results[label], results["noisy"])
+            rows.append(row)
     return rows
 
 
