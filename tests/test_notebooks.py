@@ -422,3 +422,34 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
     # committing the finished run removes its state in progress
     runs.commit_run("smoke", "student_baseline", 4)
     assert not saved.exists()
+
+
+def test_evaluation_is_reused_only_for_the_same_model_and_files(monkeypatch, tmp_path):
+    import sekd.study.runs as runs
+    import sekd.study.scoring as scoring
+    from sekd.baselines import Identity
+    from sekd.models import build
+
+    monkeypatch.setattr(
+        scoring, "paths", lambda p, root=None: runs.Paths(
+            p, ROOT / "configs" / p, tmp_path / "runs" / p, tmp_path / "results" / p,
+            tmp_path / "results" / p / "figures", tmp_path / "cache"),
+    )  # fmt: skip
+    pairs = scoring.voicebank_pairs(limit=2)
+    kw = dict(composite_measures=False, workers=1)
+    torch.manual_seed(0)
+    model = build("tiny_student").eval()
+    first = scoring.evaluate("smoke", "m", model, pairs, "vb", **kw)
+    jf = tmp_path / "results" / "smoke" / "vb" / "m.json"
+    jf.write_text(jf.read_text().replace('"count"', '"count_marker": 1, "count"'))
+    again = scoring.evaluate("smoke", "m", model, pairs, "vb", **kw)
+    assert again.get("count_marker") == 1  # the same model and files: read back, not rescored
+    with torch.no_grad():  # the same label, another model (a retrained run): scored again
+        next(model.parameters()).mul_(-1.0)
+    other = scoring.evaluate("smoke", "m", model, pairs, "vb", **kw)
+    assert "count_marker" not in other and other["source"]["model"] != first["source"]["model"]
+    fewer = scoring.evaluate("smoke", "m", model, pairs[:1], "vb", **kw)  # other files
+    assert fewer["count"] == 1 and fewer["source"]["pairs"] != other["source"]["pairs"]
+    # the fingerprint is of the function, not of the object: a copy has the same one
+    assert scoring.fingerprint(build("tiny_student")) != scoring.fingerprint(model)
+    assert scoring.fingerprint(Identity()) == scoring.fingerprint(Identity())

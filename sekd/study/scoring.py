@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+
+import torch
 
 from ..config import RunConfig
 from ..data import Corpus, PremixedTestSet, PremixSpec, build_premixed
@@ -54,6 +57,32 @@ def utterance_of(name: str) -> str:
     return name.split("__")[0]
 
 
+def fingerprint(model) -> str:
+    """A short sha256 of what a model computes: its class and every tensor of its state dict
+    (name, dtype, shape, bytes); for the untrained references, their class and settings."""
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    if isinstance(model, torch.nn.Module):
+        for k, v in sorted(model.state_dict().items()):
+            v = v.detach().cpu().contiguous()
+            h.update(f"{k}|{v.dtype}|{tuple(v.shape)}".encode())
+            h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    else:
+        h.update(repr(sorted(vars(model).items())).encode())
+    return h.hexdigest()[:16]
+
+
+def _source(model, pairs, composite_measures: bool) -> dict:
+    # names and file names, not folders: a result made in another checkout is still reused
+    names = hashlib.sha256(
+        "\n".join(f"{n}|{Path(x).name}|{Path(y).name}" for n, x, y in pairs).encode()
+    )
+    return {
+        "model": fingerprint(model),
+        "pairs": names.hexdigest()[:16],
+        "composite_measures": bool(composite_measures),
+    }
+
+
 def evaluate(
     profile: str,
     label: str,
@@ -65,18 +94,25 @@ def evaluate(
     reuse: bool = True,
     extra: dict | None = None,
 ) -> dict:
-    """Score `model` on `pairs`, write results/<profile>/<set>/<label>.json and .csv; reuse them.
+    """Score `model` on `pairs`, write results/<profile>/<set>/<label>.json and .csv.
 
+    The file records what was scored (`source`: the model's `fingerprint`, the pairs, whether
+    composite measures were computed) and is reused only for the same source: a retrained or
+    replaced model under the same label is scored again, never shown with another's scores.
     `extra` maps a file name to columns added to its row (SNR, noise type).
     """
     out = paths(profile).results / set_name
     jf = out / f"{label}.json"
+    source = _source(model, pairs, composite_measures)
     with locked(jf):
         if reuse and jf.is_file():
-            return load_results(jf)
+            cached = load_results(jf)
+            if cached.get("source") == source:
+                return cached
         rows, summary = evaluate_model(
             model, pairs, workers=workers, progress=False, composite_measures=composite_measures
         )
+        summary = {**summary, "source": source}
         if extra:
             for r in rows:
                 r.update(extra.get(r["name"], {}))
