@@ -102,23 +102,24 @@ def test_param_parsing():
         parse_params(["retrain"])
 
 
+def _tmp_paths(tmp_path):
+    """sekd.study.paths with runs, results and cache under tmp_path (configs: the repo's)."""
+    from sekd.study.runs import Paths
+
+    def paths(p, root=None):
+        r = tmp_path / "results" / p
+        return Paths(p, ROOT / "configs" / p, tmp_path / "runs" / p, r, r / "figures",
+                     tmp_path / "cache")  # fmt: skip
+
+    return paths
+
+
 def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch):
     import sekd.study.runs as study
     from sekd.models import build, save_model
 
     monkeypatch.setattr(study, "COMMITTED", tmp_path / "checkpoints")
-    monkeypatch.setattr(
-        study,
-        "paths",
-        lambda p, root=tmp_path: study.Paths(
-            p,
-            ROOT / "configs" / p,
-            tmp_path / "runs" / p,
-            tmp_path / "results" / p,
-            tmp_path / "results" / p / "figures",
-            tmp_path / "cache",
-        ),
-    )
+    monkeypatch.setattr(study, "paths", _tmp_paths(tmp_path))
     src = tmp_path / "runs" / "smoke" / "student_baseline"
     src.mkdir(parents=True)
     model = build("tiny_student")
@@ -353,11 +354,7 @@ def test_queue_trains_resumes_and_skips(monkeypatch, tmp_path):
     import sekd.study.runs as runs
     from sekd.study.queue import run_queue
 
-    monkeypatch.setattr(
-        runs, "paths", lambda p, root=None: runs.Paths(
-            p, ROOT / "configs" / p, tmp_path / "runs" / p, tmp_path / "results" / p,
-            tmp_path / "results" / p / "figures", tmp_path / "cache"),
-    )  # fmt: skip
+    monkeypatch.setattr(runs, "paths", _tmp_paths(tmp_path))
     done = run_queue("smoke", ["student_baseline:3", "student_baseline:4"])
     assert [d["name"] for d in done] == ["student_baseline", "student_baseline"]
     out = tmp_path / "runs" / "smoke" / "student_baseline_seed3"
@@ -378,11 +375,7 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
     from sekd.study.queue import main, run_queue
 
     monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
-    monkeypatch.setattr(
-        runs, "paths", lambda p, root=None: runs.Paths(
-            p, ROOT / "configs" / p, tmp_path / "runs" / p, tmp_path / "results" / p,
-            tmp_path / "results" / p / "figures", tmp_path / "cache"),
-    )  # fmt: skip
+    monkeypatch.setattr(runs, "paths", _tmp_paths(tmp_path))
     items = ["student_baseline:3", "student_baseline:4", "student_kd_only:5"]
     run_queue("smoke", items[:2])
     cut = tmp_path / "runs" / "smoke" / "student_baseline_seed4"
@@ -425,16 +418,11 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
 
 
 def test_evaluation_is_reused_only_for_the_same_model_and_files(monkeypatch, tmp_path):
-    import sekd.study.runs as runs
     import sekd.study.scoring as scoring
     from sekd.baselines import Identity
     from sekd.models import build
 
-    monkeypatch.setattr(
-        scoring, "paths", lambda p, root=None: runs.Paths(
-            p, ROOT / "configs" / p, tmp_path / "runs" / p, tmp_path / "results" / p,
-            tmp_path / "results" / p / "figures", tmp_path / "cache"),
-    )  # fmt: skip
+    monkeypatch.setattr(scoring, "paths", _tmp_paths(tmp_path))
     pairs = scoring.voicebank_pairs(limit=2)
     kw = dict(composite_measures=False, workers=1)
     torch.manual_seed(0)
