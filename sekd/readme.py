@@ -72,6 +72,9 @@ def preconditions_block(profile: str, res) -> list[str]:
         "",
     ]
     for c in checks:
+        if c["holds"] is None:
+            lines.append(f"- {c['set']}: {c['check']}: **pending** (not scored yet)")
+            continue
         ci = (
             f" [{_sfmt(c['ci_low'])}, {_sfmt(c['ci_high'])}] over {c['pairs']} files"
             if "ci_low" in c

@@ -329,15 +329,18 @@ def test_teacher_preconditions_margins_and_intervals():
         return _scored({f: 2.0 + 0.01 * i + d + 0.001 * (i % 3) for i, f in enumerate(files)},
                        **fixed)  # fmt: skip
 
-    results = {
-        "voicebank": {
-            "noisy": noisy,
-            "teacher": shifted(0.5),
-            "student_baseline": shifted(0.2),
-            "student_baseline_seed1": shifted(0.3),
-        }
-    }
+    results = {"voicebank": {"noisy": noisy, "teacher": shifted(0.5)}}
+    # before the students exist: the baseline check is pending (None), not passed
     checks = {c["check"]: c for c in teacher_preconditions(results)}
+    assert checks["teacher - student_baseline, PESQ"]["holds"] is None
+    assert checks["teacher - spectral_gating, PESQ"]["holds"] is None
+    assert checks["teacher - noisy, PESQ"]["holds"]
+    results["voicebank"].update(
+        student_baseline=shifted(0.2), student_baseline_seed1=shifted(0.3),
+        spectral_gating=shifted(0.55),
+    )  # fmt: skip
+    checks = {c["check"]: c for c in teacher_preconditions(results)}
+    assert not checks["teacher - spectral_gating, PESQ"]["holds"]  # below classical gating
     c = checks["teacher - noisy, PESQ"]
     assert c["margin"] == TEACHER_OVER_NOISY and c["holds"] and c["pairs"] == 8
     b = checks["teacher - student_baseline, PESQ"]

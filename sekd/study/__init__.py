@@ -21,6 +21,7 @@ from .mvat import (
     paired_vs,
     student_labels,
     teacher_preconditions,
+    teacher_study,
     test_sets,
 )
 from .paper import PAPER_GFLOPS, PAPER_MVAT_TABLE1, PAPER_ROW, SNR_PAPER_CLAIM, paper_effect
@@ -118,6 +119,7 @@ __all__ = [
     "student_labels",
     "study_seeds",
     "teacher_preconditions",
+    "teacher_study",
     "test_sets",
     "use_committed",
     "utterance_of",
