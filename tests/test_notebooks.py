@@ -444,3 +444,28 @@ def test_evaluation_is_reused_only_for_the_same_model_and_files(monkeypatch, tmp
     # the fingerprint is of the function, not of the object: a copy has the same one
     assert scoring.fingerprint(build("tiny_student")) != scoring.fingerprint(model)
     assert scoring.fingerprint(Identity()) == scoring.fingerprint(Identity())
+
+
+def test_students_of_a_fresh_checkout_read_the_committed_teachers(monkeypatch, tmp_path):
+    import sekd.study.runs as runs
+    from sekd.config import load_config
+    from sekd.models import build, save_model
+
+    monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
+    missing = [str(tmp_path / "runs" / "smoke" / f"snr_teacher{i}" / "best.pt") for i in (1, 2)]
+    elsewhere = str(tmp_path / "mine.pt")  # a user's own path: never replaced
+    cfg = load_config(
+        ROOT / "configs" / "smoke" / "snr_s2.toml",
+        teacher={"checkpoints": [*missing, elsewhere], "bands": [[-20.0], [0.0], [10.0]]},
+    )
+    assert runs.committed_teachers("smoke", cfg) == cfg  # nothing committed: as it was
+    committed = runs.committed_dir("smoke", "snr_teacher1") / "model.pt"
+    committed.parent.mkdir(parents=True)
+    save_model(build("waveunet_tiny"), committed)
+    got = runs.committed_teachers("smoke", cfg).teacher.checkpoints
+    assert got == (str(committed), missing[1], elsewhere)
+    # a teacher trained on this machine is used before the committed one
+    Path(missing[0]).parent.mkdir(parents=True)
+    Path(missing[0]).write_bytes(b"")
+    assert runs.committed_teachers("smoke", cfg) == cfg
+    assert runs.committed_teachers("quick", cfg) == cfg  # another profile's runs: untouched

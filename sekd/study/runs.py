@@ -6,7 +6,7 @@ from __future__ import annotations
 import fcntl
 import shutil
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..config import RunConfig, load_config
@@ -77,17 +77,37 @@ def paths(profile: str, root: Path = REPO_ROOT) -> Paths:
 
 def run_config(profile: str, name: str, seed: int | None = None) -> RunConfig:
     """The config `name` of a profile: `configs/<profile>/<name>.toml`, or the shared file of
-    that name read for the profile (`sekd.config.locate`)."""
+    that name read for the profile (`sekd.config.locate`); teachers that are committed but not
+    trained on this machine are read from checkpoints/ (`committed_teachers`)."""
     p = paths(profile)
     f = p.configs / f"{name}.toml"
     try:
-        return load_config(f, **({} if seed is None else {"seed": seed}))
+        cfg = load_config(f, **({} if seed is None else {"seed": seed}))
     except FileNotFoundError:
         names = {x.stem for x in p.configs.glob("*.toml")}
         names |= {x.stem for x in (p.configs.parent / "shared").glob("*.toml")}
         raise FileNotFoundError(
             f"no config {name!r} for profile {profile}; known: {sorted(names)}"
         ) from None
+    return committed_teachers(profile, cfg)
+
+
+def committed_teachers(profile: str, cfg: RunConfig) -> RunConfig:
+    """`cfg` with each teacher checkpoint that names a run of this profile which is not on this
+    machine (`.../runs/<profile>/<run>/best.pt`, missing) replaced by that run's committed
+    model (`checkpoints/<profile>/<run>/model.pt`, the same weights): on a fresh checkout the
+    students train, and resume, from the committed teachers. Other paths are left as they are."""
+    out = []
+    for c in cfg.teacher.checkpoints:
+        p = Path(c)
+        if not p.is_file() and p.name == "best.pt" and p.parts[-4:-2] == ("runs", profile):
+            committed = committed_dir(profile, p.parent.name) / "model.pt"
+            if committed.is_file():
+                p = committed
+        out.append(str(p))
+    if tuple(out) == tuple(cfg.teacher.checkpoints):
+        return cfg
+    return replace(cfg, teacher=replace(cfg.teacher, checkpoints=tuple(out)))
 
 
 def run_dir(profile: str, name: str, seed: int | None = None) -> Path:
