@@ -58,7 +58,8 @@ def test_every_profile_config_parses_and_profiles_keep_only_what_differs():
         own = sorted(p.stem for p in (ROOT / "configs" / profile).glob("*.toml"))
         assert not set(own) & set(shared)  # a profile file never shadows a shared one
         for name in own + shared:
-            cfg = run_config(profile, name)
+            run_config(profile, name)  # as the study reads it
+            cfg = load_config(ROOT / "configs" / profile / f"{name}.toml")
             for ck in cfg.teacher.checkpoints:  # profile-relative teacher paths
                 assert Path(ck).is_absolute() and f"/runs/{profile}/" in ck
     # a shared file read without a profile says how to read it
