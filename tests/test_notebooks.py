@@ -418,6 +418,17 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
     # committing the finished run removes its state in progress
     runs.commit_run("smoke", "student_baseline", 4)
     assert not saved.exists()
+    # on a fresh machine a run committed with today's config is skipped, not trained again...
+    shutil.rmtree(tmp_path / "runs")
+    assert runs.committed_current("smoke", "student_baseline", 4)
+    assert run_queue("smoke", items[:2]) == []
+    assert "committed with this config already" in capsys.readouterr().out
+    # ...but one committed with another recipe (or without its config) is trained anew
+    cfg_file = runs.committed_dir("smoke", "student_baseline", 3) / "config.json"
+    cfg_file.write_text(cfg_file.read_text().replace('"lr": ', '"lr": 0.5, "was": '))
+    (runs.committed_dir("smoke", "student_baseline", 4) / "config.json").unlink()
+    assert not runs.committed_current("smoke", "student_baseline", 3)
+    assert len(run_queue("smoke", items[:2])) == 2
 
 
 def test_evaluation_is_reused_only_for_the_same_model_and_files(monkeypatch, tmp_path):

@@ -4,9 +4,11 @@ process: the way to run a long study in the background, one queue per core.
     OMP_NUM_THREADS=1 python -m sekd.study.queue --profile cpu teacher student_baseline:1 ...
 
 Each item is a config name of `configs/<profile>/`, optionally `:SEED`. A run whose folder under
-runs/<profile>/ holds summary.json is finished and skipped; one with last.pt is resumed; one with
+runs/<profile>/ holds summary.json, or that is committed with the profile's current config
+(`committed_current`), is finished and skipped; one with last.pt is resumed; one with
 neither resumes from its committed state under checkpoints/<profile>/<run>/in_progress/ if there
-is one, else starts fresh. Committed models are never used here.
+is one, else starts fresh. A committed model is never written over here (students read
+committed teachers where this machine has no run of them: `committed_teachers`).
 
 Before the machine goes away (a preempted job, the end of a session), `--save` keeps what the
 queue has done, for git: each finished run is committed (`commit_run`: its best model and logs
@@ -23,7 +25,14 @@ import json
 import time
 
 from ..train import train
-from .runs import commit_run, restore_progress, run_config, run_dir, save_progress
+from .runs import (
+    commit_run,
+    committed_current,
+    restore_progress,
+    run_config,
+    run_dir,
+    save_progress,
+)
 
 
 def parse_item(item: str) -> tuple[str, int | None]:
@@ -42,6 +51,9 @@ def run_queue(profile: str, items, threads: int | None = None) -> list[dict]:
         out = run_dir(profile, name, seed)
         if (out / "summary.json").is_file():
             print(f"{out}: finished already", flush=True)
+            continue
+        if committed_current(profile, name, seed):
+            print(f"{out}: committed with this config already", flush=True)
             continue
         if restore_progress(profile, name, seed):
             print(f"{out}: restored the committed state in progress", flush=True)

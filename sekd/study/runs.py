@@ -4,6 +4,7 @@ once and reused (or restored from the committed checkpoints); their learning cur
 from __future__ import annotations
 
 import fcntl
+import json
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -19,7 +20,7 @@ PROFILES = ("smoke", "quick", "cpu", "paper")
 # S2); None is the config's own seed. The notebooks' `seeds = None` means these.
 STUDY_SEEDS = {"smoke": (None,), "quick": (None,), "cpu": (None, 1, 2), "paper": (None, 1, 2)}
 COMMITTED = REPO_ROOT / "checkpoints"
-_COMMITTED_FILES = ("metrics.jsonl", "summary.json")
+_COMMITTED_FILES = ("metrics.jsonl", "summary.json", "config.json")
 # An unfinished run's resumable state, committed under checkpoints/<profile>/<run>/in_progress/
 # so that a long run can go on on another machine (`save_progress`, `restore_progress`).
 IN_PROGRESS = "in_progress"
@@ -128,9 +129,27 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
         preset=run_config(profile, name).model.preset,
     )
     for f in _COMMITTED_FILES:
-        shutil.copy(src / f, dst / f)
+        if (src / f).is_file():
+            shutil.copy(src / f, dst / f)
     shutil.rmtree(dst / IN_PROGRESS, ignore_errors=True)  # finished: its resumable state goes
     return dst
+
+
+def _recipe(d: dict) -> dict:
+    """A run's config dict without where its teachers' files live (runs/ or checkpoints/)."""
+    return {**d, "teacher": {k: v for k, v in d.get("teacher", {}).items() if k != "checkpoints"}}
+
+
+def committed_current(profile: str, name: str, seed: int | None = None) -> bool:
+    """True when the committed run was trained with the config the profile has now (its
+    config.json equals `run_config`, teacher file locations aside): a queue on a fresh
+    checkout skips it instead of training it again. A committed run of an older recipe (or
+    one committed without its config) is not current."""
+    folder = committed_dir(profile, name, seed)
+    if not (_finished(folder) and (folder / "config.json").is_file()):
+        return False
+    want = json.loads(json.dumps(run_config(profile, name, seed).to_dict()))  # as written
+    return _recipe(json.loads((folder / "config.json").read_text())) == _recipe(want)
 
 
 def save_progress(profile: str, name: str, seed: int | None = None) -> Path:
