@@ -363,6 +363,13 @@ def test_queue_trains_resumes_and_skips(monkeypatch, tmp_path):
     out = tmp_path / "runs" / "smoke" / "student_baseline_seed3"
     assert (out / "summary.json").is_file()
     assert json.loads((out / "config.json").read_text())["seed"] == 3
+    # a run stopped before its first checkpoint (logs, no last.pt) starts again
+    early = tmp_path / "runs" / "smoke" / "student_baseline_seed5"
+    early.mkdir()
+    (early / "config.json").write_text("{}")
+    (early / "metrics.jsonl").write_text('{"kind": "init", "step": 0}\n')
+    (done5,) = run_queue("smoke", ["student_baseline:5"])
+    assert done5["steps"] == done5["total_steps"] and (early / "summary.json").is_file()
     # a finished run is skipped; an interrupted one (no summary) is resumed, not restarted
     (tmp_path / "runs" / "smoke" / "student_baseline_seed4" / "summary.json").unlink()
     done = run_queue("smoke", ["student_baseline:3", "student_baseline:4"])

@@ -59,7 +59,11 @@ def run_queue(profile: str, items, threads: int | None = None) -> list[dict]:
             print(f"{out}: restored the committed state in progress", flush=True)
         resume = (out / "last.pt").is_file()
         print(f"{time.strftime('%H:%M:%S')} {out}: {'resume' if resume else 'start'}", flush=True)
-        summary = train(run_config(profile, name, seed), out, resume=resume, progress=False)
+        # a run stopped before its first checkpoint has nothing to resume: it starts again
+        summary = train(
+            run_config(profile, name, seed), out, resume=resume, overwrite=not resume,
+            progress=False,
+        )  # fmt: skip
         print(f"{time.strftime('%H:%M:%S')} {json.dumps(summary)}", flush=True)
         done.append(summary)
     return done

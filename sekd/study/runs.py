@@ -242,7 +242,9 @@ def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool =
         if not retrain:
             restore_progress(profile, name, seed)
         resume = not retrain and (out / "last.pt").is_file()
-        train(cfg, out, resume=resume, overwrite=retrain, progress=False)
+        # without last.pt there is nothing to resume (a run stopped before its first
+        # checkpoint): it starts again
+        train(cfg, out, resume=resume, overwrite=not resume, progress=False)
     return out
 
 
