@@ -47,7 +47,7 @@ from .device import pick_device
 from .distill import DistillationObjective
 from .losses import snr_teacher_loss, weighted_loss
 from .metrics import MetricError, ls_gain, pesq_wb, si_sdr, stoi
-from .models import build, load_checkpoint, load_model, model_from_state, model_state
+from .models import IdentityInit, build, load_checkpoint, load_model, model_from_state, model_state
 from .routing import RoutedTeachers
 
 RUN_FILES = ("metrics.jsonl", "config.json", "last.pt", "best.pt", "summary.json")
@@ -329,7 +329,7 @@ class Trainer:
         random.seed(cfg.seed)
 
         self.student = build(cfg.model.preset).to(self.dev)
-        if cfg.model.init == "identity" and not hasattr(self.student, "init_identity"):
+        if cfg.model.init == "identity" and not isinstance(self.student, IdentityInit):
             raise ValueError(
                 f"model.init = identity: preset {cfg.model.preset!r} "
                 f"({type(self.student).__name__}) has no identity initialisation"

@@ -40,6 +40,7 @@ from .runs import (
     save_figure,
     save_progress,
     study_seeds,
+    train_run,
     use_committed,
 )
 from .scoring import dns_pairs, evaluate, premix_pairs, premix_set, utterance_of, voicebank_pairs
@@ -120,6 +121,7 @@ __all__ = [
     "study_seeds",
     "teacher_preconditions",
     "teacher_study",
+    "train_run",
     "test_sets",
     "use_committed",
     "utterance_of",

@@ -58,17 +58,15 @@ def test_sets(profile: str, names=tuple(SETS)) -> dict:
 
 def _score(profile: str, labels, sets, retrain: bool) -> dict:
     """{set: {label: result}} of the references and of the runs `labels` ((label, run, seed))."""
-    out: dict = {}
-    for set_name, pairs in test_sets(profile, sets).items():
-        res = {
-            label: evaluate(profile, label, make(), pairs, set_name, reuse=not retrain)
-            for label, make in REFERENCES.items()
+    models = {label: make() for label, make in REFERENCES.items()}
+    models.update({label: load_run_model(profile, name, seed) for label, name, seed in labels})
+    return {
+        set_name: {
+            label: evaluate(profile, label, model, pairs, set_name, reuse=not retrain)
+            for label, model in models.items()
         }
-        for label, name, seed in labels:
-            model = load_run_model(profile, name, seed)
-            res[label] = evaluate(profile, label, model, pairs, set_name, reuse=not retrain)
-        out[set_name] = res
-    return out
+        for set_name, pairs in test_sets(profile, sets).items()
+    }
 
 
 def teacher_study(profile: str, retrain: bool = False, sets=("voicebank", "premix")) -> dict:

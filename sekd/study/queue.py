@@ -24,15 +24,7 @@ import argparse
 import json
 import time
 
-from ..train import train
-from .runs import (
-    commit_run,
-    committed_current,
-    restore_progress,
-    run_config,
-    run_dir,
-    save_progress,
-)
+from .runs import commit_run, committed_current, run_config, run_dir, save_progress, train_run
 
 
 def parse_item(item: str) -> tuple[str, int | None]:
@@ -55,15 +47,7 @@ def run_queue(profile: str, items, threads: int | None = None) -> list[dict]:
         if committed_current(profile, name, seed):
             print(f"{out}: committed with this config already", flush=True)
             continue
-        if restore_progress(profile, name, seed):
-            print(f"{out}: restored the committed state in progress", flush=True)
-        resume = (out / "last.pt").is_file()
-        print(f"{time.strftime('%H:%M:%S')} {out}: {'resume' if resume else 'start'}", flush=True)
-        # a run stopped before its first checkpoint has nothing to resume: it starts again
-        summary = train(
-            run_config(profile, name, seed), out, resume=resume, overwrite=not resume,
-            progress=False,
-        )  # fmt: skip
+        summary = train_run(profile, name, seed, log=lambda line: print(line, flush=True))
         print(f"{time.strftime('%H:%M:%S')} {json.dumps(summary)}", flush=True)
         done.append(summary)
     return done

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import shutil
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -128,9 +129,7 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
         dst / "model.pt",
         preset=run_config(profile, name).model.preset,
     )
-    for f in _COMMITTED_FILES:
-        if (src / f).is_file():
-            shutil.copy(src / f, dst / f)
+    _copy_files(src, dst, _COMMITTED_FILES)
     shutil.rmtree(dst / IN_PROGRESS, ignore_errors=True)  # finished: its resumable state goes
     return dst
 
@@ -138,6 +137,14 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
 def _recipe(d: dict) -> dict:
     """A run's config dict without where its teachers' files live (runs/ or checkpoints/)."""
     return {**d, "teacher": {k: v for k, v in d.get("teacher", {}).items() if k != "checkpoints"}}
+
+
+def _copy_files(src: Path, dst: Path, names) -> None:
+    """Copy the files `names` that `src` holds into `dst` (made if needed)."""
+    dst.mkdir(parents=True, exist_ok=True)
+    for f in names:
+        if (src / f).is_file():
+            shutil.copy(src / f, dst / f)
 
 
 def committed_current(profile: str, name: str, seed: int | None = None) -> bool:
@@ -163,10 +170,7 @@ def save_progress(profile: str, name: str, seed: int | None = None) -> Path:
     if not (src / "last.pt").is_file():
         raise FileNotFoundError(f"{src} has no last.pt: nothing to save")
     dst = committed_dir(profile, name, seed) / IN_PROGRESS
-    dst.mkdir(parents=True, exist_ok=True)
-    for f in _PROGRESS_FILES:
-        if (src / f).is_file():
-            shutil.copy(src / f, dst / f)
+    _copy_files(src, dst, _PROGRESS_FILES)
     return dst
 
 
@@ -180,11 +184,25 @@ def restore_progress(profile: str, name: str, seed: int | None = None) -> bool:
         (out / f).exists() for f in ("summary.json", "last.pt")
     ):
         return False
-    out.mkdir(parents=True, exist_ok=True)
-    for f in _PROGRESS_FILES:
-        if (src / f).is_file():
-            shutil.copy(src / f, out / f)
+    _copy_files(src, out, _PROGRESS_FILES)
     return True
+
+
+def train_run(profile: str, name: str, seed: int | None = None, retrain: bool = False,
+              log=None) -> dict:  # fmt: skip
+    """Train the run `name` into runs/ and return its summary: resumed from its last.pt, or
+    from committed state in progress (`restore_progress`); else from the start (a folder
+    without last.pt, a run stopped before its first checkpoint, holds nothing to resume and is
+    replaced). `retrain`: from the start in any case. `log(line)` hears what happens."""
+    out = run_dir(profile, name, seed)
+    log = log or (lambda line: None)
+    if not retrain and restore_progress(profile, name, seed):
+        log(f"{out}: restored the committed state in progress")
+    resume = not retrain and (out / "last.pt").is_file()
+    log(f"{time.strftime('%H:%M:%S')} {out}: {'resume' if resume else 'start'}")
+    return train(
+        run_config(profile, name, seed), out, resume=resume, overwrite=not resume, progress=False
+    )
 
 
 def committed_runs(profile: str) -> list[str]:
@@ -238,13 +256,7 @@ def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool =
                 f"{committed_dir(profile, name, seed)} and training is off (use_committed); "
                 f"committed: {', '.join(committed_runs(profile)) or 'none'}"
             )
-        cfg = run_config(profile, name, seed)
-        if not retrain:
-            restore_progress(profile, name, seed)
-        resume = not retrain and (out / "last.pt").is_file()
-        # without last.pt there is nothing to resume (a run stopped before its first
-        # checkpoint): it starts again
-        train(cfg, out, resume=resume, overwrite=not resume, progress=False)
+        train_run(profile, name, seed, retrain=retrain)
     return out
 
 
