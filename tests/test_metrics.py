@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from sekd.data import read_audio
 from sekd.metrics import (
@@ -290,3 +291,30 @@ def test_si_sdr_and_gain_edge_cases():
         si_sdr(np.zeros(100), s[:100])
     with pytest.raises(MetricError, match="silent"):
         ls_gain(np.zeros(100), s[:100])
+
+
+def test_clean_passthrough_gain_of_each_corpus(corpus):
+    """Clean speech in, per dataset: gain 1 for the identity, the scale for a scaled output,
+    negative for an inverted one; SI-SDR is blind to both (so the gain is reported)."""
+    from sekd.baselines import Identity
+    from sekd.study.scoring import clean_passthrough
+
+    class Scale(torch.nn.Module):
+        def __init__(self, k):
+            super().__init__()
+            self.k = k
+
+        def forward(self, x):
+            return self.k * x
+
+    ds = ("grid", "emodb")
+    for model, want in ((Identity(), 1.0), (Scale(0.25), 0.25), (Scale(-1.0), -1.0)):
+        r = clean_passthrough(model, ds, split="valid", utterances=2, seconds=1.0, corpus=corpus)
+        assert sorted(r) == sorted(ds)
+        for d in ds:
+            names = [f.path.name for f in corpus.select(kind="speech", dataset=d, split="valid")]
+            assert [f["file"] for f in r[d]["files"]] == names[:2]
+            assert r[d]["gain"] == pytest.approx(want, abs=1e-5)
+            assert r[d]["si_sdr"] > 60
+    with pytest.raises(ValueError, match="'no-such-corpus'"):
+        clean_passthrough(Identity(), ["no-such-corpus"], corpus=corpus)

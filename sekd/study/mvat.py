@@ -9,9 +9,19 @@ import numpy as np
 from ..baselines import Identity, SpectralGating
 from ..distill import TABLE3_ROWS
 from ..metrics import QUALITY
+from ..results import dumps
 from .paper import paper_effect
-from .runs import ensure_run, load_run_model, run_config
-from .scoring import dns_pairs, evaluate, premix_pairs, premix_set, utterance_of, voicebank_pairs
+from .runs import ensure_run, load_run_model, paths, run_config
+from .scoring import (
+    clean_passthrough,
+    dns_pairs,
+    evaluate,
+    fingerprint,
+    premix_pairs,
+    premix_set,
+    utterance_of,
+    voicebank_pairs,
+)
 from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
 
 # Table 3's rows (and one beyond the paper): each a config configs/shared/student_<row>.toml
@@ -74,6 +84,27 @@ def teacher_study(profile: str, retrain: bool = False, sets=("voicebank", "premi
     the preconditions (`teacher_preconditions`), known before any student is trained."""
     ensure_run(profile, "teacher", retrain=retrain)
     return _score(profile, [("teacher", "teacher", None)], sets, retrain)
+
+
+# The training corpora whose held-out (valid-split) clean speech `passthrough_study` feeds a model.
+PASSTHROUGH_DATASETS = ("ms-snsd-vctk", "grid", "ljspeech", "emodb")
+
+
+def passthrough_study(profile: str, models: dict, name: str = "clean_passthrough") -> dict:
+    """`scoring.clean_passthrough` of each model ({label: model}) on the valid-split speech of
+    PASSTHROUGH_DATASETS, with the model's `fingerprint`, written to
+    results/<profile>/diagnostics/<name>.json."""
+    out = {
+        label: {
+            "fingerprint": fingerprint(model),
+            "datasets": clean_passthrough(model, PASSTHROUGH_DATASETS, split="valid"),
+        }
+        for label, model in models.items()
+    }
+    folder = paths(profile).results / "diagnostics"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(dumps(out))
+    return out
 
 
 def mvat_study(

@@ -5,12 +5,15 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..config import RunConfig
 from ..data import Corpus, PremixedTestSet, PremixSpec, build_premixed
+from ..data.audio import SAMPLE_RATE, read_audio
 from ..data.corpus import REPO_ROOT
-from ..metrics import evaluate_model
+from ..enhance import enhance_signal
+from ..metrics import evaluate_model, ls_gain, si_sdr
 from ..results import load_results, write_results
 from .runs import locked, paths
 
@@ -122,3 +125,36 @@ def evaluate(
 
 def result_means(result: dict, keys) -> dict:
     return {k: result["mean"][k] for k in keys}
+
+
+def clean_passthrough(
+    model,
+    datasets,
+    split: str = "test",
+    utterances: int = 6,
+    seconds: float = 4.0,
+    corpus: Corpus | None = None,
+) -> dict:
+    """How a model treats clean speech of each corpus, with no noise added: per dataset, the
+    least-squares gain of the output on its input and the output's SI-SDR against it (the first
+    `utterances` files of the split, `seconds` each). An enhancer returns clean speech nearly
+    unchanged (gain near 1); a gain near 0 says it takes that corpus's speech for noise, as a
+    model trained on one recording domain whose noises hold other voices (babble, cafes) can."""
+    corpus = corpus or Corpus()
+    n = int(seconds * SAMPLE_RATE)
+    out = {}
+    for ds in datasets:
+        files = corpus.select(kind="speech", dataset=ds, split=split)[:utterances]
+        if not files:
+            raise ValueError(f"no {split}-split speech of dataset {ds!r} in the corpus")
+        rows = []
+        for f in files:
+            x = read_audio(f.path)[:n]
+            y = enhance_signal(model, x)
+            rows.append({"file": f.path.name, "gain": ls_gain(x, y), "si_sdr": si_sdr(x, y)})
+        out[ds] = {
+            "files": rows,
+            "gain": float(np.mean([r["gain"] for r in rows])),
+            "si_sdr": float(np.mean([r["si_sdr"] for r in rows])),
+        }
+    return out
