@@ -1,3 +1,5 @@
+import gc
+
 import numpy as np
 import pytest
 import torch
@@ -477,6 +479,7 @@ def test_objective_on_a_ddp_wrapped_student(tmp_path):
 
     store = dist.FileStore(str(tmp_path / "store"), 1)
     dist.init_process_group("gloo", store=store, rank=0, world_size=1)
+    wrapped = None
     try:
         torch.manual_seed(0)
         student, teacher = build("tiny_student").eval(), build("tiny_teacher")
@@ -492,4 +495,8 @@ def test_objective_on_a_ddp_wrapped_student(tmp_path):
             assert got[k].item() == pytest.approx(want[k].item(), rel=1e-6), k
         assert student.encoder[2].attention.branches[0][0].weight.grad.abs().sum() > 0
     finally:
+        # the DDP reducer holds the gloo group: freed after destroy_process_group, the group's
+        # destructor can wait forever on its worker thread (a hang seen in `make test`)
+        del wrapped
+        gc.collect()
         dist.destroy_process_group()
