@@ -62,14 +62,23 @@ class ModelConfig:
     preset: str = "cpu_student"
     # default: the architecture's own initialisation. identity: then fit the output layer by
     # least squares on the first training batch so that the untrained model passes its input
-    # through (positive polarity, input level); see Manner.init_identity.
+    # through (positive polarity, input level); see Manner.init_identity. checkpoint: start
+    # from the weights in `checkpoint` (a model of the same preset and shape: fine-tuning, or a
+    # curriculum from a model trained on easier data).
     init: str = "default"
+    checkpoint: str = ""
 
     def __post_init__(self):
         from .models import preset_names
 
         _choice("model.preset", self.preset, preset_names())
-        _choice("model.init", self.init, ("default", "identity"))
+        _choice("model.init", self.init, ("default", "identity", "checkpoint"))
+        if (self.init == "checkpoint") != bool(self.checkpoint):
+            raise ValueError(
+                "model.init = checkpoint needs model.checkpoint (the weights to start from), "
+                f"and model.checkpoint needs model.init = checkpoint; got init = {self.init!r}, "
+                f"checkpoint = {self.checkpoint!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -235,6 +244,7 @@ def _merge(base: dict, over: dict) -> dict:
 PATH_KEYS = {
     "data": ("noisy_dir", "clean_dir", "valid_noisy_dir", "valid_clean_dir", "voicebank_root"),
     "teacher": ("checkpoints",),
+    "model": ("checkpoint",),
 }
 SHARED = "shared"  # configs/shared/: the files every profile shares
 

@@ -192,6 +192,18 @@ def validate(model, items: list[ValidItem], objective: TrainingObjective, device
     return out
 
 
+@torch.no_grad()
+def silence_loss(items: list[ValidItem], objective: TrainingObjective, device) -> float:
+    """The validation loss of an all-zero output (NaN where the loss is not finite on it)."""
+    losses = []
+    for it in items:
+        c = torch.from_numpy(it.clean)[None, None].to(device)
+        x = torch.from_numpy(it.noisy)[None, None].to(device)
+        losses.append(objective.valid_loss(torch.zeros_like(c), x, c))
+    m = float(np.mean(losses)) if losses else float("nan")
+    return m if math.isfinite(m) else float("nan")
+
+
 def init_identity(student, train_set, cfg: RunConfig, device) -> float:
     """`model.init = "identity"`: fit the student's output layer on the run's first global
     batch (every process the same batch, so the weights agree); returns the fit's R^2."""
@@ -200,6 +212,30 @@ def init_identity(student, train_set, cfg: RunConfig, device) -> float:
     first = epoch_batches(len(train_set), cfg.train.batch_size, 0, cfg.seed)[0]
     student.train()
     return student.init_identity(collate([train_set[i] for i in first])["mixture"].to(device))
+
+
+def _init_weights(cfg: RunConfig, student) -> dict | None:
+    """`model.init = "checkpoint"`: the weights of `model.checkpoint`, checked (before the run
+    folder is touched) to be a model of the student's own shape; None for other inits. A
+    resumed run restores its own weights instead."""
+    if cfg.model.init != "checkpoint":
+        return None
+    path = Path(cfg.model.checkpoint)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"model.checkpoint not found: {path} (the weights model.init = checkpoint starts from)"
+        )
+    try:
+        model = load_model(path)
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"model.checkpoint: {exc}") from None
+    if type(model) is not type(student) or model.cfg.to_dict() != student.cfg.to_dict():
+        raise ValueError(
+            f"model.checkpoint {path} holds a {type(model).__name__} {model.cfg.to_dict()}, not "
+            f"the {type(student).__name__} of model.preset = {cfg.model.preset!r} "
+            f"{student.cfg.to_dict()}: start from a checkpoint of the same preset"
+        )
+    return {k: v.clone() for k, v in model.state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -334,6 +370,8 @@ class Trainer:
                 f"model.init = identity: preset {cfg.model.preset!r} "
                 f"({type(self.student).__name__}) has no identity initialisation"
             )
+        resuming = resume and (self.out / "last.pt").is_file()
+        self.init_from = None if resuming else _init_weights(cfg, self.student)
         self.train_set = build_train_set(cfg.data, cfg.seed)
         self.valid_items = build_valid_set(cfg.data, cfg.seed) if self.rank == 0 else []
         self.per_epoch = len(self.train_set) // tc.batch_size
@@ -393,8 +431,14 @@ class Trainer:
         if self.cfg.model.init == "identity":
             r2 = init_identity(self.student, self.train_set, self.cfg, self.dev)
             self.log({"kind": "init", "step": 0, "identity_r2": r2})
+        elif self.init_from is not None:
+            self.student.load_state_dict(self.init_from)
+            self.log({"kind": "init", "step": 0, "checkpoint": self.cfg.model.checkpoint})
         if self.rank == 0 and self.valid_items:  # the noisy input's scores, for reference
             v = validate(Identity(), self.valid_items, self.objective, self.dev)
+            # and the loss of a silent output: a model whose validation loss stays near it has
+            # learnt to output (almost) nothing, which the loss alone does not say at low SNR
+            v["silence_loss"] = silence_loss(self.valid_items, self.objective, self.dev)
             self.log({"kind": "valid_input", "step": 0, **v})
 
     # ---------------------------------------------------------------------- records

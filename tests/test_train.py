@@ -275,6 +275,8 @@ def test_identity_init_and_validation_diagnostics(tmp_path):
     # the noisy input scored on the same validation set, once, for reference
     (inp,) = [r for r in rows if r["kind"] == "valid_input"]
     assert inp["si_sdri"] == 0.0 and inp["gain"] == pytest.approx(1.0, abs=0.3)
+    # a silent output's loss, for reference: finite, and not the input's
+    assert np.isfinite(inp["silence_loss"]) and inp["silence_loss"] != inp["loss"]
     v = [r for r in rows if r["kind"] == "valid"][-1]
     for k in ("pesq", "stoi", "si_sdr", "si_sdri", "gain", "gain_median"):
         assert np.isfinite(v[k]), k
@@ -505,3 +507,53 @@ def test_gradient_clipping_scales_the_parameters_gradients(tmp_path):
     trainer.optimisation_step(parts)
     grads = [p.grad for p in trainer.student.parameters() if p.grad is not None]
     assert float(torch.nn.utils.get_total_norm(grads)) <= 1e-3 * (1 + 1e-4)
+
+
+def test_init_from_a_checkpoint_starts_at_its_weights(tmp_path):
+    first = load_config(SMOKE / "snr_teacher1.toml", train={"max_steps": 2})
+    train(first, tmp_path / "a", progress=False)
+    start = tmp_path / "a" / "best.pt"
+    cfg = load_config(
+        SMOKE / "snr_teacher1.toml",
+        model={"init": "checkpoint", "checkpoint": str(start)},
+        train={"max_steps": 1, "valid_every": 1},
+    )
+    from sekd.train import Trainer
+
+    t = Trainer(cfg, tmp_path / "b")
+    want = load_checkpoint(start)["model"]["state_dict"]
+    got = t.student.state_dict()
+    assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+    assert read_metrics(tmp_path / "b")[0] == {"kind": "init", "step": 0, "checkpoint": str(start)}
+    # a checkpoint of another shape, a missing one, and half a setting are refused up front
+    other = save_model(build("waveunet_cpu"), tmp_path / "other.pt", "waveunet_cpu")
+    for path, err, msg in [
+        (other, ValueError, "holds a WaveUNet.*same preset"),
+        (tmp_path / "none.pt", FileNotFoundError, "model.checkpoint not found.*none.pt"),
+    ]:
+        bad = load_config(
+            SMOKE / "snr_teacher1.toml", model={"init": "checkpoint", "checkpoint": str(path)}
+        )
+        with pytest.raises(err, match=msg):
+            train(bad, tmp_path / "c", progress=False)
+        assert not (tmp_path / "c").exists()
+    with pytest.raises(ValueError, match="needs model.checkpoint"):
+        load_config(SMOKE / "snr_teacher1.toml", model={"init": "checkpoint"})
+    with pytest.raises(ValueError, match="needs model.init = checkpoint"):
+        load_config(SMOKE / "snr_teacher1.toml", model={"checkpoint": str(start)})
+
+
+def test_silence_loss_is_the_loss_of_a_zero_output():
+    from sekd.data.training import ValidItem
+    from sekd.train import silence_loss
+
+    cfg = load_config(SMOKE / "snr_teacher1.toml")  # objective mse: 0.5 * mean(clean^2)
+    step = TrainingObjective(cfg, build("waveunet_tiny"), torch.device("cpu"))
+    rng = np.random.default_rng(0)
+    items = [
+        ValidItem(f"u{k}", rng.normal(size=800).astype(np.float32), c, 0.0)
+        for k, c in enumerate(rng.normal(scale=[[0.1], [0.3]], size=(2, 800)).astype(np.float32))
+    ]
+    want = np.mean([0.5 * np.mean(it.clean.astype(np.float64) ** 2) for it in items])
+    assert silence_loss(items, step, torch.device("cpu")) == pytest.approx(want, rel=1e-5)
+    assert np.isnan(silence_loss([], step, torch.device("cpu")))
