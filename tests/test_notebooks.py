@@ -248,6 +248,40 @@ def test_snr_effect_pairs_s2_with_s1_by_file_per_snr_and_over_seeds():
     assert by[("stoi", "all")]["diff"] == pytest.approx(0.125 / 4)
 
 
+def test_band_preconditions_pair_each_teacher_with_the_input_on_its_band():
+    from sekd.study import band_preconditions, cluster_bootstrap_ci
+
+    def res(vals):
+        return {
+            "files": [
+                {"name": n, "snr": -20.0, "seen": n < "c", "utterance": n, "pesq": v,
+                 "stoi": v / 4, "si_sdri": v - 1.0, "error": ""}
+                for n, v in vals
+            ]
+        }  # fmt: skip
+
+    noisy = [("a", 1.0), ("b", 1.0), ("c", 1.0), ("d", 1.0)]
+    up = res([("a", 1.2), ("b", 1.4), ("c", 1.1), ("d", 1.3)])  # better on every file
+    mixed = res([("a", 1.5), ("b", 1.6), ("c", 0.7), ("d", 0.8)])  # worse on unseen noises
+    out = band_preconditions({"noisy": res(noisy), "snr_teacher1": up, "snr_teacher2": mixed,
+                              "snr_teacher3": up, "snr_teacher4": up})  # fmt: skip
+    t1, t2 = out[0], out[1]
+    assert t1["holds"] and t1["files"] == 4 and t1["snrs"] == [-20.0]
+    assert t1["pesq_diff"] == pytest.approx(0.25)
+    want = cluster_bootstrap_ci([0.2, 0.4, 0.1, 0.3], ["a", "b", "c", "d"])
+    assert (t1["pesq_ci_low"], t1["pesq_ci_high"]) == pytest.approx(want[1:])
+    # si_sdri of the input is 0 on every file (it is the input's own improvement)
+    assert t1["si_sdri_diff"] == pytest.approx(0.25)
+    assert t1["pesq_diff_seen"] == pytest.approx(0.3) and t1["pesq_diff_unseen"] == pytest.approx(
+        0.2
+    )
+    assert t2["pesq_diff_seen"] == pytest.approx(0.55) and t2["pesq_diff_unseen"] == pytest.approx(
+        -0.25
+    )
+    assert not t2["holds"] and t2["pesq_ci_low"] < 0
+    assert t2["stoi_diff"] == pytest.approx((0.5 + 0.6 - 0.3 - 0.2) / 4 / 4)
+
+
 def test_students_vs_noisy_says_which_student_lowers_stoi_or_does_not_enhance():
     from sekd.study import students_vs_noisy
 

@@ -48,6 +48,7 @@ from .scoring import dns_pairs, evaluate, premix_pairs, premix_set, utterance_of
 from .snr import (
     SNR_MEASURES,
     SNR_RUNS,
+    band_check,
     band_preconditions,
     snr_effect,
     snr_study,
@@ -83,6 +84,7 @@ __all__ = [
     "TEACHER_OVER_NOISY",
     "Identity",
     "SpectralGating",
+    "band_check",
     "band_preconditions",
     "check_profile",
     "cluster_bootstrap_ci",

@@ -8,10 +8,11 @@ import numpy as np
 
 from ..baselines import Identity
 from ..metrics import QUALITY
+from ..results import dumps
 from ..routing import snr_band
 from .mvat import enhances
-from .runs import ensure_run, load_run_model, run_config
-from .scoring import evaluate, premix_pairs, premix_set, utterance_of, voicebank_pairs
+from .runs import ensure_run, load_run_model, paths, run_config
+from .scoring import evaluate, fingerprint, premix_pairs, premix_set, utterance_of, voicebank_pairs
 from .stats import cluster_bootstrap_ci, direction
 
 TEACHERS = ("snr_teacher1", "snr_teacher2", "snr_teacher3", "snr_teacher4")
@@ -95,23 +96,65 @@ def _with_interval(diffs: dict[str, float], meta: dict[str, dict]) -> dict:
             "direction": direction(lo, hi)}  # fmt: skip
 
 
+def _against_noisy(noisy: dict, mine: dict, row: dict) -> bool:
+    """Add to `row` the paired difference (model - noisy input) with its cluster-bootstrap
+    interval in PESQ and SI-SDR improvement (the precondition), and, for the record, STOI and
+    the same measures on the seen and the unseen noises apart; True when both precondition
+    intervals are above 0."""
+    ok = True
+    for metric in ("pesq", "si_sdri", "stoi"):
+        d = _with_interval(_paired({n: noisy[n] for n in mine}, [mine], metric), mine)
+        row.update({f"{metric}_{k}": v for k, v in d.items() if k != "pairs"})
+        if metric != "stoi":
+            ok = ok and d["ci_low"] > 0
+        for seen, tag in ((True, "seen"), (False, "unseen")):
+            part = {n: r for n, r in mine.items() if r["seen"] == seen}
+            if part:
+                d = _with_interval(_paired({n: noisy[n] for n in part}, [part], metric), part)
+                row[f"{metric}_diff_{tag}"] = d["diff"]
+                row[f"{metric}_ci_{tag}"] = [d["ci_low"], d["ci_high"]]
+    return bool(ok)
+
+
 def band_preconditions(results: dict) -> list[dict]:
     """Each teacher against the noisy input on its band's test files, in PESQ and in SI-SDR
     improvement, paired by file, with a cluster-bootstrap interval over utterances. A teacher
-    passes when both intervals are above 0."""
+    passes when both intervals are above 0. STOI and the seen / unseen split are given beside."""
     noisy = _files(results["noisy"])
     rows = []
     for name in TEACHERS:
         mine = _files(results[name])
         row = {"teacher": name, "files": len(mine),
                "snrs": sorted({mine[n]["snr"] for n in mine})}  # fmt: skip
-        ok = True
-        for metric in ("pesq", "si_sdri"):
-            d = _with_interval(_paired({n: noisy[n] for n in mine}, [mine], metric), mine)
-            row.update({f"{metric}_{k}": v for k, v in d.items() if k != "pairs"})
-            ok = ok and d["ci_low"] > 0
-        row["holds"] = bool(ok)
+        row["holds"] = _against_noisy(noisy, mine, row)
         rows.append(row)
+    return rows
+
+
+def band_check(profile: str, band: int, models: dict, name: str) -> list[dict]:
+    """Candidate teachers of one band ({label: model}) against the noisy input on the test
+    grid's files of that band, as `band_preconditions` does for the trained teachers (the
+    students need not exist): scores under results/<profile>/diagnostics/<name>/, the rows, each
+    with its model's `fingerprint`, in results/<profile>/diagnostics/<name>.json."""
+    pairs, extra = snr_test_set(profile)
+    bands = run_config(profile, "snr_s2").teacher.bands
+    mine = [p for p in pairs if snr_band(extra[p[0]]["snr"], bands) == band]
+    set_name = f"diagnostics/{name}"
+
+    def score(label, model):
+        return _files(evaluate(profile, label, model, mine, set_name, False, extra=extra))
+
+    noisy = score("noisy", Identity())
+    rows = []
+    for label, model in models.items():
+        scored = score(label, model)
+        snrs = sorted({r["snr"] for r in scored.values()})
+        row = {"model": label, "fingerprint": fingerprint(model), "band": band,
+               "files": len(scored), "snrs": snrs}  # fmt: skip
+        row["holds"] = _against_noisy(noisy, scored, row)
+        rows.append(row)
+    out = paths(profile).results / "diagnostics" / f"{name}.json"
+    out.write_text(dumps(rows))
     return rows
 
 
