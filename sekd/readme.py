@@ -147,8 +147,18 @@ def snr_block(profile: str, res) -> list[str]:
                 f"{b['files']} files): PESQ {_sfmt(b['pesq_diff'], 3)} "
                 f"[{_sfmt(b['pesq_ci_low'], 3)}, {_sfmt(b['pesq_ci_high'], 3)}], "
                 f"SI-SDRi {_sfmt(b['si_sdri_diff'], 2)} dB "
-                f"[{_sfmt(b['si_sdri_ci_low'], 2)}, {_sfmt(b['si_sdri_ci_high'], 2)}]: "
-                f"{'beats the noisy input' if b['holds'] else '**does not beat the noisy input**'}"
+                f"[{_sfmt(b['si_sdri_ci_low'], 2)}, {_sfmt(b['si_sdri_ci_high'], 2)}]"
+                + (
+                    f" (seen noises {_sfmt(b['si_sdri_diff_seen'], 2)}, unseen "
+                    f"{_sfmt(b['si_sdri_diff_unseen'], 2)})"
+                    if "si_sdri_diff_unseen" in b
+                    else ""
+                )
+                + (
+                    ": beats the noisy input"
+                    if b["holds"]
+                    else ": **does not beat the noisy input**"
+                )
             )
     lines += ["", f"Test grid, `results/{profile}/snr_table3.json`:", ""]
     lines += header(("model", "seeds"), keys, ("files", "failed"))

@@ -99,9 +99,11 @@ def test_results_block_has_the_snr_study_when_its_files_exist(tmp_path):
         res / "snr_preconditions.json",
         [{"teacher": "snr_teacher1", "snrs": [-20.0, -15.0], "files": 180, "pesq_diff": 0.01,
           "pesq_ci_low": -0.01, "pesq_ci_high": 0.03, "si_sdri_diff": 5.0,
-          "si_sdri_ci_low": 4.0, "si_sdri_ci_high": 6.0, "holds": False}],
+          "si_sdri_ci_low": 4.0, "si_sdri_ci_high": 6.0, "si_sdri_diff_seen": 7.5,
+          "si_sdri_diff_unseen": -1.25, "holds": False}],
     )  # fmt: skip
     text = results_block("cpu", root=tmp_path)
+    assert "[+4.00, +6.00] (seen noises +7.50, unseen -1.25): **does not beat" in text
     assert "| S2 (SNR teachers) | 3 | 1.250 | 0.660 |" in text
     assert "PESQ: +0.014 [-0.008, +0.035] over 810 files, 3 seed(s)" in text
     assert "(S2 not apart from S1" in text
