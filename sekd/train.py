@@ -235,7 +235,7 @@ def _init_weights(cfg: RunConfig, student) -> dict | None:
             f"the {type(student).__name__} of model.preset = {cfg.model.preset!r} "
             f"{student.cfg.to_dict()}: start from a checkpoint of the same preset"
         )
-    return {k: v.clone() for k, v in model.state_dict().items()}
+    return model.state_dict()
 
 
 # ----------------------------------------------------------------------------- distributed
@@ -370,8 +370,6 @@ class Trainer:
                 f"model.init = identity: preset {cfg.model.preset!r} "
                 f"({type(self.student).__name__}) has no identity initialisation"
             )
-        resuming = resume and (self.out / "last.pt").is_file()
-        self.init_from = None if resuming else _init_weights(cfg, self.student)
         self.train_set = build_train_set(cfg.data, cfg.seed)
         self.valid_items = build_valid_set(cfg.data, cfg.seed) if self.rank == 0 else []
         self.per_epoch = len(self.train_set) // tc.batch_size
@@ -397,6 +395,7 @@ class Trainer:
         ck = load_checkpoint(self.last) if resume and self.last.is_file() else None
         if ck is not None:
             _check_compatible(ck, self.student, cfg, self.last, self.total_steps)
+        self.init_from = None if ck is not None else _init_weights(cfg, self.student)
         # ---- every check passed: only now is the run folder touched
         if ck is not None:
             self._restore(ck)

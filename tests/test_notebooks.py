@@ -272,12 +272,10 @@ def test_band_preconditions_pair_each_teacher_with_the_input_on_its_band():
     assert (t1["pesq_ci_low"], t1["pesq_ci_high"]) == pytest.approx(want[1:])
     # si_sdri of the input is 0 on every file (it is the input's own improvement)
     assert t1["si_sdri_diff"] == pytest.approx(0.25)
-    assert t1["pesq_diff_seen"] == pytest.approx(0.3) and t1["pesq_diff_unseen"] == pytest.approx(
-        0.2
-    )
-    assert t2["pesq_diff_seen"] == pytest.approx(0.55) and t2["pesq_diff_unseen"] == pytest.approx(
-        -0.25
-    )
+    assert t1["pesq_diff_seen"] == pytest.approx(0.3)
+    assert t1["pesq_diff_unseen"] == pytest.approx(0.2)
+    assert t2["pesq_diff_seen"] == pytest.approx(0.55)
+    assert t2["pesq_diff_unseen"] == pytest.approx(-0.25)
     assert not t2["holds"] and t2["pesq_ci_low"] < 0
     assert t2["stoi_diff"] == pytest.approx((0.5 + 0.6 - 0.3 - 0.2) / 4 / 4)
 

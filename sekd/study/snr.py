@@ -45,6 +45,12 @@ def snr_test_set(profile: str):
     return premix_pairs(ts), extra
 
 
+def band_pairs(profile: str, pairs, extra: dict, band: int) -> list:
+    """The test-grid pairs whose SNR routes to teacher `band` (S2's bands and routing)."""
+    bands = run_config(profile, "snr_s2").teacher.bands
+    return [p for p in pairs if snr_band(extra[p[0]]["snr"], bands) == band]
+
+
 def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
     """Train (or reuse) the four teachers and S1, S2 with each seed; score them on the SNR test
     grid (PESQ, STOI, SI-SDR, gain; no composite measures). Teachers are scored only on the
@@ -56,7 +62,6 @@ def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
         for seed in seeds:
             ensure_run(profile, name, seed, retrain=retrain)
     pairs, extra = snr_test_set(profile)
-    bands = run_config(profile, "snr_s2").teacher.bands
 
     def score(label, model, mine):
         return evaluate(profile, label, model, mine, "snr_test", False, reuse=not retrain,
@@ -64,7 +69,7 @@ def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
 
     out = {"noisy": score("noisy", Identity(), pairs)}
     for b, name in enumerate(TEACHERS):
-        mine = [p for p in pairs if snr_band(extra[p[0]]["snr"], bands) == b]
+        mine = band_pairs(profile, pairs, extra, b)
         out[name] = score(name, load_run_model(profile, name), mine)
     for name in STUDENTS:
         for seed in seeds:
@@ -103,14 +108,14 @@ def _against_noisy(noisy: dict, mine: dict, row: dict) -> bool:
     intervals are above 0."""
     ok = True
     for metric in ("pesq", "si_sdri", "stoi"):
-        d = _with_interval(_paired({n: noisy[n] for n in mine}, [mine], metric), mine)
+        d = _with_interval(_paired(noisy, [mine], metric), mine)
         row.update({f"{metric}_{k}": v for k, v in d.items() if k != "pairs"})
         if metric != "stoi":
             ok = ok and d["ci_low"] > 0
         for seen, tag in ((True, "seen"), (False, "unseen")):
             part = {n: r for n, r in mine.items() if r["seen"] == seen}
             if part:
-                d = _with_interval(_paired({n: noisy[n] for n in part}, [part], metric), part)
+                d = _with_interval(_paired(noisy, [part], metric), part)
                 row[f"{metric}_diff_{tag}"] = d["diff"]
                 row[f"{metric}_ci_{tag}"] = [d["ci_low"], d["ci_high"]]
     return bool(ok)
@@ -137,8 +142,7 @@ def band_check(profile: str, band: int, models: dict, name: str) -> list[dict]:
     students need not exist): scores under results/<profile>/diagnostics/<name>/, the rows, each
     with its model's `fingerprint`, in results/<profile>/diagnostics/<name>.json."""
     pairs, extra = snr_test_set(profile)
-    bands = run_config(profile, "snr_s2").teacher.bands
-    mine = [p for p in pairs if snr_band(extra[p[0]]["snr"], bands) == band]
+    mine = band_pairs(profile, pairs, extra, band)
     set_name = f"diagnostics/{name}"
 
     def score(label, model):
