@@ -14,6 +14,14 @@ def test_public_variant_parameter_count():
     assert count_parameters(build("waveunet_public")) == 10_132_802
 
 
+@pytest.mark.parametrize(
+    "preset, params",
+    [("waveunet_snr", 12_680_906), ("waveunet_cpu", 795_308), ("waveunet_cpu_wide", 3_173_894)],
+)
+def test_width_scaled_parameter_counts(preset, params):
+    assert count_parameters(build(preset)) == params
+
+
 def test_paper_variant_channels_and_decimation():
     m = build("waveunet_snr")
     assert m.cfg.channels() == [48 + 24 * i for i in range(12)]
@@ -46,7 +54,7 @@ def test_chunked_equals_whole_file_for_the_unet():
     assert np.max(np.abs(whole - chunked)) < 1e-4
 
 
-@pytest.mark.parametrize("preset", ["waveunet_tiny", "waveunet_cpu"])
+@pytest.mark.parametrize("preset", ["waveunet_tiny", "waveunet_cpu", "waveunet_cpu_wide"])
 def test_identity_init_passes_the_input_through_with_positive_polarity(preset):
     torch.manual_seed(0)
     m = build(preset).train()

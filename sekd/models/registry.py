@@ -181,4 +181,5 @@ register(
     lambda: WaveUNetConfig(base=24, step=24, decimate=12, align_corners=True),
 )
 register("waveunet_cpu", "waveunet", lambda: WaveUNetConfig(width=0.25))
+register("waveunet_cpu_wide", "waveunet", lambda: WaveUNetConfig(width=0.5))
 register("waveunet_tiny", "waveunet", lambda: WaveUNetConfig(layers=8, decimate=5, width=0.125))
