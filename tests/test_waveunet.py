@@ -10,15 +10,16 @@ from sekd.models import WaveUNet, WaveUNetConfig, build, count_parameters
 from sekd.routing import PAPER_BANDS, STUDENT_SNRS, TEST_SNRS, RoutedTeachers, snr_band
 
 
-def test_public_variant_parameter_count():
-    assert count_parameters(build("waveunet_public")) == 10_132_802
-
-
 @pytest.mark.parametrize(
     "preset, params",
-    [("waveunet_snr", 12_680_906), ("waveunet_cpu", 795_308), ("waveunet_cpu_wide", 3_173_894)],
+    [
+        ("waveunet_public", 10_132_802),
+        ("waveunet_snr", 12_680_906),
+        ("waveunet_cpu", 795_308),
+        ("waveunet_cpu_wide", 3_173_894),
+    ],
 )
-def test_width_scaled_parameter_counts(preset, params):
+def test_preset_parameter_counts(preset, params):
     assert count_parameters(build(preset)) == params
 
 
