@@ -517,5 +517,8 @@ def test_students_of_a_fresh_checkout_read_the_committed_teachers(monkeypatch, t
     # a teacher trained on this machine is used before the committed one
     Path(missing[0]).parent.mkdir(parents=True)
     Path(missing[0]).write_bytes(b"")
+    with pytest.raises(RuntimeError, match="snr_teacher1 has not finished"):
+        runs.committed_teachers("smoke", cfg)  # still training: its best.pt is not the teacher
+    (Path(missing[0]).parent / "summary.json").write_text("{}")
     assert runs.committed_teachers("smoke", cfg) == cfg
     assert runs.committed_teachers("quick", cfg) == cfg  # another profile's runs: untouched

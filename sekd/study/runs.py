@@ -98,13 +98,22 @@ def committed_teachers(profile: str, cfg: RunConfig) -> RunConfig:
     """`cfg` with each teacher checkpoint that names a run of this profile which is not on this
     machine (`.../runs/<profile>/<run>/best.pt`, missing) replaced by that run's committed
     model (`checkpoints/<profile>/<run>/model.pt`, the same weights): on a fresh checkout the
-    students train, and resume, from the committed teachers. Other paths are left as they are."""
+    students train, and resume, from the committed teachers. A teacher run of this machine that
+    has not finished (best.pt, no summary.json) is an error. Other paths are left as they are."""
     out = []
     for c in cfg.teacher.checkpoints:
         p = Path(c)
-        if not p.is_file() and p.name == "best.pt" and p.parts[-4:-2] == ("runs", profile):
+        if p.name == "best.pt" and p.parts[-4:-2] == ("runs", profile):
+            if p.is_file() and not (p.parent / "summary.json").is_file():
+                # best.pt of a run still training: a student distilled from it would silently
+                # learn from a teacher that is not the one the study reports
+                raise RuntimeError(
+                    f"teacher run {p.parent} has not finished (no summary.json): finish it "
+                    f"(python -m sekd.study.queue --profile {profile} {p.parent.name}) before "
+                    "training a student from it"
+                )
             committed = committed_dir(profile, p.parent.name) / "model.pt"
-            if committed.is_file():
+            if not p.is_file() and committed.is_file():
                 p = committed
         out.append(str(p))
     if tuple(out) == tuple(cfg.teacher.checkpoints):
