@@ -47,7 +47,15 @@ from .device import pick_device
 from .distill import DistillationObjective
 from .losses import snr_teacher_loss, weighted_loss
 from .metrics import MetricError, ls_gain, pesq_wb, si_sdr, stoi
-from .models import IdentityInit, build, load_checkpoint, load_model, model_from_state, model_state
+from .models import (
+    IdentityInit,
+    build,
+    fingerprint,
+    load_checkpoint,
+    load_model,
+    model_from_state,
+    model_state,
+)
 from .routing import RoutedTeachers
 
 RUN_FILES = ("metrics.jsonl", "config.json", "last.pt", "best.pt", "summary.json")
@@ -91,6 +99,12 @@ class TrainingObjective:
                 self.distill = DistillationObjective(o, student, self.teacher)
         elif o.kind == "snr_teacher" and self.teacher is None and self.routed is None:
             raise ValueError("objective.kind = snr_teacher needs teacher.routing = single or snr")
+
+    def teachers(self) -> list:
+        """The teacher models, in the order of `teacher.checkpoints` (none: [])."""
+        if self.teacher is not None:
+            return [self.teacher]
+        return list(self.routed.teachers) if self.routed is not None else []
 
     def __call__(self, batch: dict):
         noisy = batch["mixture"].to(self.device, non_blocking=True)
@@ -616,6 +630,9 @@ class Trainer:
             "seconds": time.perf_counter() - t0,
             "world_size": self.world,
         }
+        teachers = self.objective.teachers()
+        if teachers:  # which weights it learned from: a student of a replaced teacher is stale
+            summary["teachers"] = [fingerprint(t) for t in teachers]
         if self.rank == 0:
             (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
         return summary

@@ -496,6 +496,43 @@ def test_evaluation_is_reused_only_for_the_same_model_and_files(monkeypatch, tmp
     assert scoring.fingerprint(Identity()) == scoring.fingerprint(Identity())
 
 
+def test_a_student_committed_from_a_replaced_teacher_is_not_current(monkeypatch, tmp_path):
+    from dataclasses import replace
+
+    import sekd.study.runs as runs
+    from sekd.models import build, fingerprint, load_model, save_model
+
+    monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(runs, "paths", _tmp_paths(tmp_path))
+    teacher = tmp_path / "runs" / "smoke" / "teacher" / "best.pt"
+    real_config = runs.run_config
+
+    def run_config(profile, name, seed=None):  # the profile's config, teacher under tmp_path
+        cfg = real_config(profile, name, seed)
+        return replace(cfg, teacher=replace(cfg.teacher, checkpoints=(str(teacher),)))
+
+    monkeypatch.setattr(runs, "run_config", run_config)
+    torch.manual_seed(0)
+    save_model(build("tiny_teacher"), teacher)
+    student = runs.run_dir("smoke", "student_kd_only", 3)
+    student.mkdir(parents=True)
+    save_model(build("tiny_student"), student / "best.pt")
+    (student / "metrics.jsonl").write_text('{"kind": "train", "step": 1, "total": 1.0}\n')
+    (student / "config.json").write_text(
+        json.dumps(run_config("smoke", "student_kd_only", 3).to_dict())
+    )
+    (student / "summary.json").write_text('{"steps": 1}')  # written before teachers were recorded
+    summary = json.loads(
+        (runs.commit_run("smoke", "student_kd_only", 3) / "summary.json").read_text()
+    )
+    assert summary["teachers"] == [fingerprint(load_model(teacher))]  # added when committed
+    assert runs.committed_current("smoke", "student_kd_only", 3)
+    save_model(build("tiny_teacher"), teacher)  # the teacher retrained: other weights
+    assert not runs.committed_current("smoke", "student_kd_only", 3)
+    teacher.unlink()  # no teacher at all
+    assert not runs.committed_current("smoke", "student_kd_only", 3)
+
+
 def test_students_of_a_fresh_checkout_read_the_committed_teachers(monkeypatch, tmp_path):
     import sekd.study.runs as runs
     from sekd.config import load_config
@@ -517,8 +554,14 @@ def test_students_of_a_fresh_checkout_read_the_committed_teachers(monkeypatch, t
     # a teacher trained on this machine is used before the committed one
     Path(missing[0]).parent.mkdir(parents=True)
     Path(missing[0]).write_bytes(b"")
-    with pytest.raises(RuntimeError, match="snr_teacher1 has not finished"):
-        runs.committed_teachers("smoke", cfg)  # still training: its best.pt is not the teacher
-    (Path(missing[0]).parent / "summary.json").write_text("{}")
     assert runs.committed_teachers("smoke", cfg) == cfg
+    # ... once it has finished: a student never distils from the best.pt of a run in progress
+    assert runs.unfinished_teachers("smoke", cfg) == [Path(missing[0]).parent]
+    monkeypatch.setattr(runs, "paths", _tmp_paths(tmp_path))
+    monkeypatch.setattr(runs, "run_config", lambda *a: cfg)
+    with pytest.raises(RuntimeError, match="snr_teacher1 has not finished"):
+        runs.train_run("smoke", "snr_s2")
+    assert not (tmp_path / "runs" / "smoke" / "snr_s2").exists()  # nothing started
+    (Path(missing[0]).parent / "summary.json").write_text("{}")
+    assert runs.unfinished_teachers("smoke", cfg) == []
     assert runs.committed_teachers("quick", cfg) == cfg  # another profile's runs: untouched

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from sekd.config import config_from_dict, load_config
-from sekd.models import WaveUNetConfig, build, load_checkpoint, save_model
+from sekd.models import WaveUNetConfig, build, fingerprint, load_checkpoint, load_model, save_model
 from sekd.train import TrainingError, TrainingObjective, read_metrics, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -496,6 +496,9 @@ def test_the_readme_gpu_commands_run_on_the_cpu(tmp_path, fake_voicebank):
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert {"at", "kd"} <= set(read_metrics(tmp_path / "student")[-1])
+    # the summary records which weights it learned from
+    summary = json.loads((tmp_path / "student" / "summary.json").read_text())
+    assert summary["teachers"] == [fingerprint(load_model(run / "best.pt"))]
 
 
 def test_gradient_clipping_scales_the_parameters_gradients(tmp_path):

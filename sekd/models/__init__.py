@@ -5,6 +5,7 @@ from .protocol import Distillable, EnhancementModel, IdentityInit
 from .registry import (
     build,
     families,
+    fingerprint,
     load_checkpoint,
     load_model,
     model_from_state,
@@ -22,6 +23,7 @@ __all__ = [
     "IdentityInit",
     "EnhancementModel",
     "families",
+    "fingerprint",
     "Manner",
     "MannerConfig",
     "Taps",

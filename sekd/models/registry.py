@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -148,6 +149,20 @@ def load_model(path) -> nn.Module:
                 "another program's checkpoint; official MANNER weights: `sekd import-manner`)"
             )
     return model_from_state(state, str(path)).eval()
+
+
+def fingerprint(model) -> str:
+    """A short sha256 of what a model computes: its class and every tensor of its state dict
+    (name, dtype, shape, bytes); for the untrained references, their class and settings."""
+    h = hashlib.sha256(type(model).__qualname__.encode())
+    if isinstance(model, torch.nn.Module):
+        for k, v in sorted(model.state_dict().items()):
+            v = v.detach().cpu().contiguous()
+            h.update(f"{k}|{v.dtype}|{tuple(v.shape)}".encode())
+            h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
+    else:
+        h.update(repr(sorted(vars(model).items())).encode())
+    return h.hexdigest()[:16]
 
 
 def _manner(depth: int, hidden: int, ma: str) -> Callable[[], MannerConfig]:

@@ -11,9 +11,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import RunConfig, load_config
+from ..config import RunConfig, config_from_dict, load_config
 from ..data.corpus import REPO_ROOT
-from ..models import save_model
+from ..models import fingerprint, load_model, save_model
 from ..train import load_trained, read_metrics, train
 
 PROFILES = ("smoke", "quick", "cpu", "paper")
@@ -98,22 +98,13 @@ def committed_teachers(profile: str, cfg: RunConfig) -> RunConfig:
     """`cfg` with each teacher checkpoint that names a run of this profile which is not on this
     machine (`.../runs/<profile>/<run>/best.pt`, missing) replaced by that run's committed
     model (`checkpoints/<profile>/<run>/model.pt`, the same weights): on a fresh checkout the
-    students train, and resume, from the committed teachers. A teacher run of this machine that
-    has not finished (best.pt, no summary.json) is an error. Other paths are left as they are."""
+    students train, and resume, from the committed teachers. Other paths are left as they are."""
     out = []
     for c in cfg.teacher.checkpoints:
         p = Path(c)
-        if p.name == "best.pt" and p.parts[-4:-2] == ("runs", profile):
-            if p.is_file() and not (p.parent / "summary.json").is_file():
-                # best.pt of a run still training: a student distilled from it would silently
-                # learn from a teacher that is not the one the study reports
-                raise RuntimeError(
-                    f"teacher run {p.parent} has not finished (no summary.json): finish it "
-                    f"(python -m sekd.study.queue --profile {profile} {p.parent.name}) before "
-                    "training a student from it"
-                )
+        if not p.is_file() and p.name == "best.pt" and p.parts[-4:-2] == ("runs", profile):
             committed = committed_dir(profile, p.parent.name) / "model.pt"
-            if not p.is_file() and committed.is_file():
+            if committed.is_file():
                 p = committed
         out.append(str(p))
     if tuple(out) == tuple(cfg.teacher.checkpoints):
@@ -139,8 +130,22 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
         preset=run_config(profile, name).model.preset,
     )
     _copy_files(src, dst, _COMMITTED_FILES)
+    summary = json.loads((dst / "summary.json").read_text())
+    if "teachers" not in summary and (src / "config.json").is_file():
+        # a summary written before they were recorded: the teachers its config names
+        teachers = config_from_dict(json.loads((src / "config.json").read_text()))
+        if teachers.teacher.checkpoints:
+            summary["teachers"] = _teacher_fingerprints(teachers.teacher.checkpoints)
+            (dst / "summary.json").write_text(json.dumps(summary, indent=1))
     shutil.rmtree(dst / IN_PROGRESS, ignore_errors=True)  # finished: its resumable state goes
     return dst
+
+
+def _teacher_fingerprints(checkpoints) -> list[str] | None:
+    """`fingerprint` of each teacher checkpoint; None when one of them is missing."""
+    if not all(Path(c).is_file() for c in checkpoints):
+        return None
+    return [fingerprint(load_model(c)) for c in checkpoints]
 
 
 def _recipe(d: dict) -> dict:
@@ -160,12 +165,24 @@ def committed_current(profile: str, name: str, seed: int | None = None) -> bool:
     """True when the committed run was trained with the config the profile has now (its
     config.json equals `run_config`, teacher file locations aside): a queue on a fresh
     checkout skips it instead of training it again. A committed run of an older recipe (or
-    one committed without its config) is not current."""
+    one committed without its config), or a student whose summary does not record the
+    `fingerprint` of the teachers the config now names, is not current."""
     folder = committed_dir(profile, name, seed)
     if not (_finished(folder) and (folder / "config.json").is_file()):
         return False
     want = json.loads(json.dumps(run_config(profile, name, seed).to_dict()))  # as written
-    return _recipe(json.loads((folder / "config.json").read_text())) == _recipe(want)
+    try:  # read back through the config's fields: a key added since, at its default, is equal
+        have = config_from_dict(json.loads((folder / "config.json").read_text())).to_dict()
+    except ValueError:  # a key the config no longer has: an older recipe
+        return False
+    if _recipe(json.loads(json.dumps(have))) != _recipe(want):
+        return False
+    teachers = run_config(profile, name, seed).teacher.checkpoints
+    if not teachers:
+        return True
+    # the same recipe distilled from other weights (a teacher retrained since) is not current
+    recorded = json.loads((folder / "summary.json").read_text()).get("teachers")
+    return recorded is not None and recorded == _teacher_fingerprints(teachers)
 
 
 def save_progress(profile: str, name: str, seed: int | None = None) -> Path:
@@ -205,13 +222,31 @@ def train_run(profile: str, name: str, seed: int | None = None, retrain: bool = 
     replaced). `retrain`: from the start in any case. `log(line)` hears what happens."""
     out = run_dir(profile, name, seed)
     log = log or (lambda line: None)
+    cfg = run_config(profile, name, seed)
+    unfinished = unfinished_teachers(profile, cfg)
+    if unfinished:  # its best.pt so far is not the teacher the study reports
+        raise RuntimeError(
+            f"{out.name}: teacher run {unfinished[0]} has not finished (no summary.json): "
+            f"finish it (python -m sekd.study.queue --profile {profile} {unfinished[0].name}) "
+            "before training a student from it"
+        )
     if not retrain and restore_progress(profile, name, seed):
         log(f"{out}: restored the committed state in progress")
     resume = not retrain and (out / "last.pt").is_file()
     log(f"{time.strftime('%H:%M:%S')} {out}: {'resume' if resume else 'start'}")
-    return train(
-        run_config(profile, name, seed), out, resume=resume, overwrite=not resume, progress=False
-    )
+    return train(cfg, out, resume=resume, overwrite=not resume, progress=False)
+
+
+def unfinished_teachers(profile: str, cfg: RunConfig) -> list[Path]:
+    """The folders of this profile's teacher runs named by `cfg` that are on this machine but
+    have not finished (best.pt, no summary.json yet)."""
+    return [
+        Path(c).parent
+        for c in cfg.teacher.checkpoints
+        if Path(c).parts[-4:-2] == ("runs", profile)
+        and Path(c).is_file()
+        and not (Path(c).parent / "summary.json").is_file()
+    ]
 
 
 def committed_runs(profile: str) -> list[str]:

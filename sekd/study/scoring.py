@@ -6,7 +6,6 @@ import hashlib
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from ..config import RunConfig
 from ..data import Corpus, PremixedTestSet, PremixSpec, build_premixed
@@ -14,6 +13,7 @@ from ..data.audio import SAMPLE_RATE, read_audio
 from ..data.corpus import REPO_ROOT
 from ..enhance import enhance_signal
 from ..metrics import evaluate_model, ls_gain, si_sdr
+from ..models import fingerprint
 from ..results import load_results, write_results
 from .runs import locked, paths
 
@@ -58,20 +58,6 @@ def utterance_of(name: str) -> str:
     """The source utterance of a pre-mixed test file (`<utterance>__<noise>__<snr>dB`); a
     recorded pair is its own utterance. The cluster of `stats.cluster_bootstrap_ci`."""
     return name.split("__")[0]
-
-
-def fingerprint(model) -> str:
-    """A short sha256 of what a model computes: its class and every tensor of its state dict
-    (name, dtype, shape, bytes); for the untrained references, their class and settings."""
-    h = hashlib.sha256(type(model).__qualname__.encode())
-    if isinstance(model, torch.nn.Module):
-        for k, v in sorted(model.state_dict().items()):
-            v = v.detach().cpu().contiguous()
-            h.update(f"{k}|{v.dtype}|{tuple(v.shape)}".encode())
-            h.update(v.reshape(-1).view(torch.uint8).numpy().tobytes() if v.numel() else b"")
-    else:
-        h.update(repr(sorted(vars(model).items())).encode())
-    return h.hexdigest()[:16]
 
 
 def _source(model, pairs, composite_measures: bool) -> dict:
