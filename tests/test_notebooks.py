@@ -496,9 +496,11 @@ def test_evaluation_is_reused_only_for_the_same_model_and_files(monkeypatch, tmp
     assert scoring.fingerprint(Identity()) == scoring.fingerprint(Identity())
 
 
-def test_a_student_committed_from_a_replaced_teacher_is_not_current(monkeypatch, tmp_path):
+def test_a_student_committed_from_a_replaced_teacher_is_not_current(monkeypatch, tmp_path, capsys):
+    import shutil
     from dataclasses import replace
 
+    import sekd.study.queue as queue
     import sekd.study.runs as runs
     from sekd.models import build, fingerprint, load_model, save_model
 
@@ -531,6 +533,14 @@ def test_a_student_committed_from_a_replaced_teacher_is_not_current(monkeypatch,
     assert not runs.committed_current("smoke", "student_kd_only", 3)
     teacher.unlink()  # no teacher at all
     assert not runs.committed_current("smoke", "student_kd_only", 3)
+    # a queue skips a student whose teacher run is still going, and goes on with the rest
+    save_model(build("tiny_teacher"), teacher)  # best.pt so far, no summary.json
+    shutil.rmtree(student)
+    monkeypatch.setattr(queue, "run_config", run_config)
+    capsys.readouterr()
+    assert queue.run_queue("smoke", ["student_kd_only:3"]) == []
+    assert f"skipped, its teacher run {teacher.parent} has not finished" in capsys.readouterr().out
+    assert not student.exists()
 
 
 def test_students_of_a_fresh_checkout_read_the_committed_teachers(monkeypatch, tmp_path):

@@ -7,8 +7,10 @@ Each item is a config name of `configs/<profile>/`, optionally `:SEED`. A run wh
 runs/<profile>/ holds summary.json, or that is committed with the profile's current config
 (`committed_current`), is finished and skipped; one with last.pt is resumed; one with
 neither resumes from its committed state under checkpoints/<profile>/<run>/in_progress/ if there
-is one, else starts fresh. A committed model is never written over here (students read
-committed teachers where this machine has no run of them: `committed_teachers`).
+is one, else starts fresh. A student whose teacher run on this machine has not finished is
+skipped (said in the log): list the teacher before its students in one queue. A committed
+model is never written over here (students read committed teachers where this machine has no
+run of them: `committed_teachers`).
 
 Before the machine goes away (a preempted job, the end of a session), `--save` keeps what the
 queue has done, for git: each finished run is committed (`commit_run`: its best model and logs
@@ -24,7 +26,15 @@ import argparse
 import json
 import time
 
-from .runs import commit_run, committed_current, run_config, run_dir, save_progress, train_run
+from .runs import (
+    commit_run,
+    committed_current,
+    run_config,
+    run_dir,
+    save_progress,
+    train_run,
+    unfinished_teachers,
+)
 
 
 def parse_item(item: str) -> tuple[str, int | None]:
@@ -46,6 +56,10 @@ def run_queue(profile: str, items, threads: int | None = None) -> list[dict]:
             continue
         if committed_current(profile, name, seed):
             print(f"{out}: committed with this config already", flush=True)
+            continue
+        waits = unfinished_teachers(profile, run_config(profile, name, seed))
+        if waits:  # the rest of the queue goes on; this run is for a later queue
+            print(f"{out}: skipped, its teacher run {waits[0]} has not finished", flush=True)
             continue
         summary = train_run(profile, name, seed, log=lambda line: print(line, flush=True))
         print(f"{time.strftime('%H:%M:%S')} {json.dumps(summary)}", flush=True)
