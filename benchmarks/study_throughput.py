@@ -1,8 +1,9 @@
 """How to spend this machine's cores on the study: for the teacher and each student arm of the
 cpu profile, training steps/s of one process with 2 threads against two concurrent processes
 with 1 thread each (their summed steps/s), measured side by side in one run on real batches.
+The SNR study's runs (band teacher 1 at both widths, S1) are arms too: `--arms` picks some.
 
-    python benchmarks/study_throughput.py [--steps 20] [--json FILE]
+    python benchmarks/study_throughput.py [--steps 20] [--arms A B ...] [--json FILE]
 
 Pause other work on the machine while it runs (it measures the whole machine).
 """
@@ -24,6 +25,9 @@ ARMS = {
     "student_baseline": "student_baseline.toml",
     "student_mvat_dual_q1": "student_mvat_dual_q1.toml",
     "student_mvat_dual_kd": "student_mvat_dual_kd.toml",
+    "snr_teacher1": "snr_teacher1.toml",
+    "snr_teacher1_wide": "snr_teacher1_wide.toml",
+    "snr_s1": "snr_s1.toml",
 }
 
 
@@ -36,7 +40,9 @@ def worker(config: str, teacher: str, steps: int) -> None:
     from sekd.models import build
     from sekd.train import TrainingObjective
 
-    cfg = load_config(ROOT / "configs" / "cpu" / config, teacher={"checkpoints": [teacher]})
+    cfg = load_config(ROOT / "configs" / "cpu" / config)
+    if cfg.teacher.checkpoints:  # a distilled arm: an untrained teacher of the profile's preset
+        cfg = load_config(ROOT / "configs" / "cpu" / config, teacher={"checkpoints": [teacher]})
     torch.manual_seed(0)
     model = build(cfg.model.preset)
     obj = TrainingObjective(cfg, model, torch.device("cpu"))
@@ -73,6 +79,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--json", default=None)
+    ap.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--teacher", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -84,7 +91,8 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         teacher = str(save_model(build("cpu_teacher"), Path(tmp) / "teacher.pt"))
         rows = []
-        for arm, config in ARMS.items():
+        for arm in args.arms:
+            config = ARMS[arm]
             one = rate(launch(config, teacher, args.steps, 2))
             pair = [launch(config, teacher, args.steps, 1) for _ in range(2)]
             two = [rate(p) for p in pair]
