@@ -543,6 +543,31 @@ def test_a_student_committed_from_a_replaced_teacher_is_not_current(monkeypatch,
     assert not student.exists()
 
 
+def test_a_stale_committed_run_is_read_with_a_warning(monkeypatch, tmp_path):
+    import warnings
+
+    import sekd.study.runs as runs
+    from sekd.models import build, save_model
+
+    monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(runs, "paths", _tmp_paths(tmp_path))
+    folder = runs.committed_dir("smoke", "student_baseline", 3)
+    folder.mkdir(parents=True)
+    save_model(build("tiny_student"), folder / "model.pt")
+    (folder / "summary.json").write_text('{"steps": 1}')
+    config = runs.run_config("smoke", "student_baseline", 3).to_dict()
+    (folder / "config.json").write_text(json.dumps(config))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the current one: read in silence
+        assert runs.find_run("smoke", "student_baseline", 3) == folder
+    config["optim"]["lr"] *= 2  # committed with an older recipe: read, and said so
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.warns(
+        runs.StaleRunWarning, match="student_baseline_seed3 was trained with another"
+    ):
+        assert runs.find_run("smoke", "student_baseline", 3) == folder
+
+
 def test_students_of_a_fresh_checkout_read_the_committed_teachers(monkeypatch, tmp_path):
     import sekd.study.runs as runs
     from sekd.config import load_config

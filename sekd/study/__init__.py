@@ -28,6 +28,7 @@ from .mvat import (
 from .paper import PAPER_GFLOPS, PAPER_MVAT_TABLE1, PAPER_ROW, SNR_PAPER_CLAIM, paper_effect
 from .runs import (
     PROFILES,
+    StaleRunWarning,
     check_profile,
     commit_run,
     committed_runs,
@@ -84,6 +85,7 @@ __all__ = [
     "TEACHER_OVER_NOISY",
     "Identity",
     "SpectralGating",
+    "StaleRunWarning",
     "band_check",
     "band_preconditions",
     "check_profile",

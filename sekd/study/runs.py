@@ -4,9 +4,11 @@ once and reused (or restored from the committed checkpoints); their learning cur
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -145,7 +147,12 @@ def _teacher_fingerprints(checkpoints) -> list[str] | None:
     """`fingerprint` of each teacher checkpoint; None when one of them is missing."""
     if not all(Path(c).is_file() for c in checkpoints):
         return None
-    return [fingerprint(load_model(c)) for c in checkpoints]
+    return [_file_fingerprint(str(c), Path(c).stat().st_mtime_ns) for c in checkpoints]
+
+
+@functools.lru_cache(maxsize=64)
+def _file_fingerprint(path: str, mtime_ns: int) -> str:  # mtime: a file written since is read
+    return fingerprint(load_model(path))
 
 
 def _recipe(d: dict) -> dict:
@@ -267,6 +274,10 @@ def use_committed(profile: str) -> str:
     return profile
 
 
+class StaleRunWarning(UserWarning):
+    """A committed run is read that the profile's current config would not reproduce."""
+
+
 def _finished(folder: Path) -> bool:
     return (folder / "summary.json").is_file() and (
         (folder / "best.pt").is_file() or (folder / "model.pt").is_file()
@@ -279,7 +290,15 @@ def find_run(profile: str, name: str, seed: int | None = None) -> Path | None:
     committed = committed_dir(profile, name, seed)
     candidates = [committed] if not _TRAINING["allowed"] else [run_dir(profile, name, seed),
                                                                committed]  # fmt: skip
-    return next((c for c in candidates if _finished(c)), None)
+    found = next((c for c in candidates if _finished(c)), None)
+    if found == committed and not committed_current(profile, name, seed):
+        warnings.warn(
+            f"{found} was trained with another recipe than configs/{profile}/ gives {found.name} "
+            "now, or from other teacher weights: its scores do not describe the current study",
+            StaleRunWarning,
+            stacklevel=2,
+        )
+    return found
 
 
 def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
