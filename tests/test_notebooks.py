@@ -351,6 +351,22 @@ def test_enhances_needs_pesq_stoi_si_sdr_and_positive_gain():
     assert not enhances(_scored({"a": 1.5, "b": 1.6}, stoi=0.5), noisy)
 
 
+def test_teacher_study_with_baseline_seeds_settles_the_baseline_check(monkeypatch, tmp_path):
+    import sekd.study.runs as runs
+    from sekd.study import teacher_preconditions, teacher_study
+
+    monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
+    for module in ("sekd.study.runs", "sekd.study.mvat", "sekd.study.scoring"):
+        monkeypatch.setattr(f"{module}.paths", _tmp_paths(tmp_path))
+    alone = teacher_preconditions(teacher_study("smoke", sets=("voicebank",)))
+    pending = [c for c in alone if c["check"] == "teacher - student_baseline, PESQ"]
+    assert [c["holds"] for c in pending] == [None]  # no student yet: pending, not passed
+    res = teacher_study("smoke", sets=("voicebank",), baseline_seeds=(None, 1))
+    assert {"teacher", "student_baseline", "student_baseline_seed1"} <= set(res["voicebank"])
+    (row,) = [c for c in teacher_preconditions(res) if c.get("a") == "student_baseline"]
+    assert row["pairs"] == 6 and row["holds"] in (True, False)
+
+
 def test_teacher_preconditions_margins_and_intervals():
     from sekd.study import TEACHER_OVER_BASELINE, TEACHER_OVER_NOISY, teacher_preconditions
 

@@ -79,11 +79,18 @@ def _score(profile: str, labels, sets, retrain: bool) -> dict:
     }
 
 
-def teacher_study(profile: str, retrain: bool = False, sets=("voicebank", "premix")) -> dict:
+def teacher_study(
+    profile: str, retrain: bool = False, sets=("voicebank", "premix"), baseline_seeds=()
+) -> dict:
     """Train (or reuse) the teacher and score it beside the references: the teacher's half of
-    the preconditions (`teacher_preconditions`), known before any student is trained."""
+    the preconditions (`teacher_preconditions`), known before any student is trained; with
+    `baseline_seeds`, also those finished baseline students (the teacher-over-baseline check,
+    known before the distilled students are trained)."""
     ensure_run(profile, "teacher", retrain=retrain)
-    return _score(profile, [("teacher", "teacher", None)], sets, retrain)
+    labels = [("teacher", "teacher", None), *student_labels(["baseline"], baseline_seeds)]
+    for _, name, seed in labels[1:]:
+        ensure_run(profile, name, seed, retrain=retrain)
+    return _score(profile, labels, sets, retrain)
 
 
 # The training corpora whose held-out (valid-split) clean speech `passthrough_study` feeds a model.
