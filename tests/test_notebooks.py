@@ -552,7 +552,6 @@ def test_a_student_committed_from_a_replaced_teacher_is_not_current(monkeypatch,
     # a queue skips a student whose teacher run is still going, and goes on with the rest
     save_model(build("tiny_teacher"), teacher)  # best.pt so far, no summary.json
     shutil.rmtree(student)
-    monkeypatch.setattr(queue, "run_config", run_config)
     capsys.readouterr()
     assert queue.run_queue("smoke", ["student_kd_only:3"]) == []
     assert f"skipped, its teacher run {teacher.parent} has not finished" in capsys.readouterr().out

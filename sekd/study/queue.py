@@ -27,13 +27,13 @@ import json
 import time
 
 from .runs import (
+    UnfinishedTeacherError,
     commit_run,
     committed_current,
     run_config,
     run_dir,
     save_progress,
     train_run,
-    unfinished_teachers,
 )
 
 
@@ -57,11 +57,11 @@ def run_queue(profile: str, items, threads: int | None = None) -> list[dict]:
         if committed_current(profile, name, seed):
             print(f"{out}: committed with this config already", flush=True)
             continue
-        waits = unfinished_teachers(profile, run_config(profile, name, seed))
-        if waits:  # the rest of the queue goes on; this run is for a later queue
-            print(f"{out}: skipped, its teacher run {waits[0]} has not finished", flush=True)
+        try:
+            summary = train_run(profile, name, seed, log=lambda line: print(line, flush=True))
+        except UnfinishedTeacherError as e:  # the rest of the queue goes on
+            print(f"{out}: skipped, its teacher run {e.teacher} has not finished", flush=True)
             continue
-        summary = train_run(profile, name, seed, log=lambda line: print(line, flush=True))
         print(f"{time.strftime('%H:%M:%S')} {json.dumps(summary)}", flush=True)
         done.append(summary)
     return done

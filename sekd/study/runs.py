@@ -135,9 +135,9 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
     summary = json.loads((dst / "summary.json").read_text())
     if "teachers" not in summary and (src / "config.json").is_file():
         # a summary written before they were recorded: the teachers its config names
-        teachers = config_from_dict(json.loads((src / "config.json").read_text()))
-        if teachers.teacher.checkpoints:
-            summary["teachers"] = _teacher_fingerprints(teachers.teacher.checkpoints)
+        trained_with = config_from_dict(json.loads((src / "config.json").read_text()))
+        if trained_with.teacher.checkpoints:
+            summary["teachers"] = _teacher_fingerprints(trained_with.teacher.checkpoints)
             (dst / "summary.json").write_text(json.dumps(summary, indent=1))
     shutil.rmtree(dst / IN_PROGRESS, ignore_errors=True)  # finished: its resumable state goes
     return dst
@@ -177,14 +177,15 @@ def committed_current(profile: str, name: str, seed: int | None = None) -> bool:
     folder = committed_dir(profile, name, seed)
     if not (_finished(folder) and (folder / "config.json").is_file()):
         return False
-    want = json.loads(json.dumps(run_config(profile, name, seed).to_dict()))  # as written
+    cfg = run_config(profile, name, seed)
+    want = json.loads(json.dumps(cfg.to_dict()))  # as written
     try:  # read back through the config's fields: a key added since, at its default, is equal
         have = config_from_dict(json.loads((folder / "config.json").read_text())).to_dict()
     except ValueError:  # a key the config no longer has: an older recipe
         return False
     if _recipe(json.loads(json.dumps(have))) != _recipe(want):
         return False
-    teachers = run_config(profile, name, seed).teacher.checkpoints
+    teachers = cfg.teacher.checkpoints
     if not teachers:
         return True
     # the same recipe distilled from other weights (a teacher retrained since) is not current
@@ -232,11 +233,7 @@ def train_run(profile: str, name: str, seed: int | None = None, retrain: bool = 
     cfg = run_config(profile, name, seed)
     unfinished = unfinished_teachers(profile, cfg)
     if unfinished:  # its best.pt so far is not the teacher the study reports
-        raise RuntimeError(
-            f"{out.name}: teacher run {unfinished[0]} has not finished (no summary.json): "
-            f"finish it (python -m sekd.study.queue --profile {profile} {unfinished[0].name}) "
-            "before training a student from it"
-        )
+        raise UnfinishedTeacherError(profile, out.name, unfinished[0])
     if not retrain and restore_progress(profile, name, seed):
         log(f"{out}: restored the committed state in progress")
     resume = not retrain and (out / "last.pt").is_file()
@@ -247,13 +244,24 @@ def train_run(profile: str, name: str, seed: int | None = None, retrain: bool = 
 def unfinished_teachers(profile: str, cfg: RunConfig) -> list[Path]:
     """The folders of this profile's teacher runs named by `cfg` that are on this machine but
     have not finished (best.pt, no summary.json yet)."""
+    files = [Path(c) for c in cfg.teacher.checkpoints]
     return [
-        Path(c).parent
-        for c in cfg.teacher.checkpoints
-        if Path(c).parts[-4:-2] == ("runs", profile)
-        and Path(c).is_file()
-        and not (Path(c).parent / "summary.json").is_file()
+        f.parent
+        for f in files
+        if f.parts[-4:-2] == ("runs", profile) and f.is_file() and not _finished(f.parent)
     ]
+
+
+class UnfinishedTeacherError(RuntimeError):
+    """`train_run` of a student whose teacher run on this machine has not finished."""
+
+    def __init__(self, profile: str, run: str, teacher: Path):
+        self.teacher = teacher
+        super().__init__(
+            f"{run}: teacher run {teacher} has not finished (no summary.json): finish it "
+            f"(python -m sekd.study.queue --profile {profile} {teacher.name}) before training "
+            "a student from it"
+        )
 
 
 def committed_runs(profile: str) -> list[str]:
