@@ -253,7 +253,8 @@ def locate(path) -> tuple[Path, Path]:
     """(the file to read, the profile folder) of a config path.
 
     `configs/<profile>/<name>.toml` is that file when it exists, else `configs/shared/<name>.toml`
-    read for that profile: the profiles keep only the files in which they differ.
+    read for that profile: the profiles keep only the files in which they differ. A profile
+    file of a shared file's name overrides it by naming it as its base (`../shared/<name>.toml`).
     """
     path = Path(path)
     if path.is_file():
