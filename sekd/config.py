@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import tomllib
 
 from .data.audio import SAMPLE_RATE
 from .distill.objective import ObjectiveConfig

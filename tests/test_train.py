@@ -4,11 +4,11 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomllib
 import torch
 
 from sekd.config import config_from_dict, load_config
