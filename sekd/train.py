@@ -405,6 +405,9 @@ class Trainer:
             )
         self.objective = TrainingObjective(cfg, self.model, self.dev)
         self.step, self.best = 0, None
+        # training time over every process of the run: what the checkpoint resumed from had
+        # spent (`seconds`, from step `timed_from`) plus this process's time since fit began
+        self.seconds_before, self.timed_from, self.fit_start = 0.0, 0, None
         self.last, self.best_path = self.out / "last.pt", self.out / "best.pt"
         ck = load_checkpoint(self.last) if resume and self.last.is_file() else None
         if ck is not None:
@@ -428,6 +431,9 @@ class Trainer:
             self.sched.load_state_dict(ck["scheduler"])
         _set_rng_state(ck["rng"])
         self.step, self.best = int(ck["step"]), ck.get("best")
+        # a checkpoint written before training time was recorded: time from its step on
+        self.seconds_before = float(ck.get("seconds", 0.0))
+        self.timed_from = int(ck.get("timed_from", 0 if "seconds" in ck else self.step))
         if self.rank == 0:
             _truncate_log(self.out / "metrics.jsonl", self.step)
             # the config in effect from here on (an extended run has a new length)
@@ -471,10 +477,17 @@ class Trainer:
                 "epoch": self.step // self.per_epoch,
                 "total_steps": self.total_steps,
                 "best": self.best,
+                "seconds": self.seconds(),
+                "timed_from": self.timed_from,
                 "config": json.dumps(self.cfg.to_dict()),
             },
             path,
         )
+
+    def seconds(self) -> float:
+        """Training time of the run so far, over the processes that resumed it."""
+        now = 0.0 if self.fit_start is None else time.perf_counter() - self.fit_start
+        return self.seconds_before + now
 
     def fail(self, what: str, detail: str = "") -> None:
         """Undo this step's BatchNorm updates, keep the last good state, raise."""
@@ -564,7 +577,7 @@ class Trainer:
             desc=cfg.name,
             disable=not progress or self.rank > 0,
         )
-        t0 = t_last = time.perf_counter()
+        t0 = t_last = self.fit_start = time.perf_counter()
         seen = 0
         epoch = self.step // self.per_epoch
         while self.step < self.total_steps:
@@ -621,15 +634,19 @@ class Trainer:
             self.checkpoint(self.last)
             if not self.best_path.exists():
                 self.checkpoint(self.best_path)
+        this_process = time.perf_counter() - t0
         summary = {
             "name": cfg.name,
             "steps": self.step,
             "total_steps": self.total_steps,
             "best": self.best,
             "micro_batch": tc.batch_size // max(self.world, tc.accumulate),
-            "seconds": time.perf_counter() - t0,
+            "seconds": self.seconds_before + this_process,
+            "seconds_this_process": this_process,
             "world_size": self.world,
         }
+        if self.timed_from:  # resumed from a checkpoint that did not record its time
+            summary["timed_from_step"] = self.timed_from
         teachers = self.objective.teachers()
         if teachers:  # which weights it learned from: a student of a replaced teacher is stale
             summary["teachers"] = [fingerprint(t) for t in teachers]

@@ -171,9 +171,15 @@ def test_resume_after_kill_is_bitwise_identical(tmp_path):
     proc.wait()
     killed_at = max(json.loads(x)["step"] for x in log.read_text().splitlines())
     assert 5 <= killed_at < 24, "the run must be killed mid-way"
+    spent = load_checkpoint(tmp_path / "cut" / "last.pt")["seconds"]
+    assert spent > 0
     subprocess.run(
         _train_cmd(cfg, tmp_path / "cut", "--resume"), check=True, env=env, capture_output=True
     )
+    # the summary's training time covers the killed process too, as its checkpoint recorded it
+    summary = json.loads((tmp_path / "cut" / "summary.json").read_text())
+    assert summary["seconds"] == pytest.approx(spent + summary["seconds_this_process"])
+    assert "timed_from_step" not in summary
     a = load_checkpoint(tmp_path / "full" / "last.pt")
     b = load_checkpoint(tmp_path / "cut" / "last.pt")
     assert a["step"] == b["step"] == 24
