@@ -385,6 +385,14 @@ def test_resume_refuses_another_shape_and_a_longer_onecycle(tmp_path):
     train(_smoke(optim=const, train={"max_steps": 2}), tmp_path / "c", progress=False)
     train(_smoke(optim=const, train={"max_steps": 4}), tmp_path / "c", resume=True)
     assert load_checkpoint(tmp_path / "c" / "last.pt")["step"] == 4
+    # resumed from a checkpoint of before training time was recorded: the summary says from
+    # which step its time counts
+    ck = load_checkpoint(tmp_path / "c" / "last.pt")
+    del ck["seconds"], ck["timed_from"]
+    torch.save(ck, tmp_path / "c" / "last.pt")
+    summary = train(_smoke(optim=const, train={"max_steps": 5}), tmp_path / "c", resume=True)
+    assert summary["timed_from_step"] == 4
+    assert summary["seconds"] == summary["seconds_this_process"]
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "ten"])
