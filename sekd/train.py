@@ -634,15 +634,15 @@ class Trainer:
             self.checkpoint(self.last)
             if not self.best_path.exists():
                 self.checkpoint(self.best_path)
-        this_process = time.perf_counter() - t0
+        seconds = self.seconds()
         summary = {
             "name": cfg.name,
             "steps": self.step,
             "total_steps": self.total_steps,
             "best": self.best,
             "micro_batch": tc.batch_size // max(self.world, tc.accumulate),
-            "seconds": self.seconds_before + this_process,
-            "seconds_this_process": this_process,
+            "seconds": seconds,
+            "seconds_this_process": seconds - self.seconds_before,
             "world_size": self.world,
         }
         if self.timed_from:  # resumed from a checkpoint that did not record its time
