@@ -441,12 +441,16 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
     capsys.readouterr()
     assert main(["--profile", "smoke", "--save", *items]) == 0
     said = capsys.readouterr().out.splitlines()
-    assert [line.split(":")[1].strip().split(",")[0] for line in said] == [
+    assert [line.split(":")[1].strip().split(",")[0] for line in said[:3]] == [
         "finished",
         "in progress",
         "not started",
     ]
     saved = tmp_path / "checkpoints" / "smoke" / "student_baseline_seed4" / "in_progress"
+    # the budget counts the one committed model, not the saved in-progress state beside it
+    model = tmp_path / "checkpoints" / "smoke" / "student_baseline_seed3" / "model.pt"
+    assert runs.committed_model_bytes() == {"smoke/student_baseline_seed3": model.stat().st_size}
+    assert said[3].startswith(f"committed models: {model.stat().st_size:,} bytes, within")
     assert sorted(p.name for p in saved.iterdir()) == [
         "best.pt",
         "config.json",
@@ -615,3 +619,23 @@ def test_students_of_a_fresh_checkout_read_the_committed_teachers(monkeypatch, t
     (Path(missing[0]).parent / "summary.json").write_text("{}")
     assert runs.unfinished_teachers("smoke", cfg) == []
     assert runs.committed_teachers("quick", cfg) == cfg  # another profile's runs: untouched
+
+
+def test_committed_models_stay_within_the_checkpoint_budget(monkeypatch, tmp_path):
+    """The repository's committed finished models total under CHECKPOINT_BUDGET_BYTES, and the
+    budget line says OVER once they would not."""
+    import sekd.study.runs as runs
+
+    sizes = runs.committed_model_bytes()
+    assert sizes, "no committed model found under checkpoints/"
+    total = sum(sizes.values())
+    largest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    assert total < runs.CHECKPOINT_BUDGET_BYTES, f"{total:,} bytes; largest: {largest}"
+    assert "within" in runs.budget_line()
+    folder = tmp_path / "checkpoints" / "cpu" / "big"
+    folder.mkdir(parents=True)
+    with open(folder / "model.pt", "wb") as f:  # a sparse file of the budget's size
+        f.truncate(runs.CHECKPOINT_BUDGET_BYTES)
+    monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
+    assert runs.committed_model_bytes() == {"cpu/big": runs.CHECKPOINT_BUDGET_BYTES}
+    assert " OVER the budget" in runs.budget_line()

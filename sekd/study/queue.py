@@ -18,6 +18,9 @@ under checkpoints/<profile>/<run>/), each unfinished one's resumable state is co
 checkpoints/<profile>/<run>/in_progress/ (`save_progress`):
 
     python -m sekd.study.queue --profile cpu --save teacher student_baseline:1 ...
+
+and its last line says whether the committed models still total under their budget
+(`runs.CHECKPOINT_BUDGET_BYTES`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import time
 
 from .runs import (
     UnfinishedTeacherError,
+    budget_line,
     commit_run,
     committed_current,
     run_config,
@@ -97,7 +101,7 @@ def main(argv=None) -> int:
     for item in args.runs:  # every config must exist before anything trains
         run_config(args.profile, *parse_item(item))
     if args.save:
-        print("\n".join(save_queue(args.profile, args.runs)))
+        print("\n".join([*save_queue(args.profile, args.runs), budget_line()]))
         return 0
     run_queue(args.profile, args.runs, args.threads)
     return 0

@@ -264,6 +264,30 @@ class UnfinishedTeacherError(RuntimeError):
         )
 
 
+# The committed finished models (checkpoints/<profile>/<run>/model.pt, every profile) stay under
+# this many bytes in all: the repository ships them. The resumable states of unfinished runs
+# (in_progress/) are transient and not counted.
+CHECKPOINT_BUDGET_BYTES = 60_000_000
+
+
+def committed_model_bytes() -> dict[str, int]:
+    """{"<profile>/<run>": size in bytes} of every committed finished model."""
+    return {
+        f"{p.parent.parent.name}/{p.parent.name}": p.stat().st_size
+        for p in sorted(COMMITTED.glob("*/*/model.pt"))
+    }
+
+
+def budget_line() -> str:
+    """One line: the committed models' total against CHECKPOINT_BUDGET_BYTES, saying when over."""
+    total = sum(committed_model_bytes().values())
+    verdict = "within" if total < CHECKPOINT_BUDGET_BYTES else "OVER"
+    return (
+        f"committed models: {total:,} bytes, {verdict} the budget of "
+        f"{CHECKPOINT_BUDGET_BYTES:,} (sekd.study.runs.CHECKPOINT_BUDGET_BYTES)"
+    )
+
+
 def committed_runs(profile: str) -> list[str]:
     """Names (with _seed<k>) of the runs committed under checkpoints/<profile>/."""
     root = COMMITTED / profile
