@@ -151,6 +151,19 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """How a run's best model is stored: in best.pt by training and in the committed model.pt
+    (sekd.study.runs.commit_run). float16 halves the file; the model is then scored and
+    distilled from with its weights as stored, on every machine. Not part of the recipe: the
+    training is the same at either precision."""
+
+    dtype: str = "float32"  # float32 | float16
+
+    def __post_init__(self):
+        _choice("export.dtype", self.dtype, ("float32", "float16"))
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "run"
     seed: int = 0
@@ -161,6 +174,7 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
     source: str = ""  # the file it was read from (set by load_config)
 
     def to_dict(self) -> dict:
@@ -175,6 +189,7 @@ _SECTIONS = {
     "optim": OptimConfig,
     "train": TrainConfig,
     "eval": EvalConfig,
+    "export": ExportConfig,
 }
 
 

@@ -467,9 +467,12 @@ class Trainer:
                 fh.write(json.dumps(record) + "\n")
 
     def checkpoint(self, path: Path) -> None:
+        # best.pt holds the model as it is stored (export.dtype): what is scored, committed and
+        # distilled from; last.pt, which resumes, keeps full precision
+        dtype = self.cfg.export.dtype if path == self.best_path else "float32"
         _atomic_save(
             {
-                "model": model_state(self.student, self.cfg.model.preset),
+                "model": model_state(self.student, self.cfg.model.preset, dtype),
                 "optimizer": self.opt.state_dict(),
                 "scheduler": self.sched.state_dict() if self.sched is not None else {},
                 "rng": _rng_state(),

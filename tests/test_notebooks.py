@@ -480,6 +480,11 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
     # on a fresh machine a run committed with today's config is skipped, not trained again...
     shutil.rmtree(tmp_path / "runs")
     assert runs.committed_current("smoke", "student_baseline", 4)
+    # how a model is stored ([export]) is not its recipe: differing only there, it is current
+    stored = runs.committed_dir("smoke", "student_baseline", 4) / "config.json"
+    as_half = {**json.loads(stored.read_text()), "export": {"dtype": "float16"}}
+    stored.write_text(json.dumps(as_half))
+    assert runs.committed_current("smoke", "student_baseline", 4)
     assert run_queue("smoke", items[:2]) == []
     assert "committed with this config already" in capsys.readouterr().out
     # ...but one committed with another recipe (or without its config) is trained anew
@@ -639,3 +644,24 @@ def test_committed_models_stay_within_the_checkpoint_budget(monkeypatch, tmp_pat
     monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
     assert runs.committed_model_bytes() == {"cpu/big": runs.CHECKPOINT_BUDGET_BYTES}
     assert " OVER the budget" in runs.budget_line()
+
+
+def test_committed_models_are_stored_at_their_configs_export_dtype():
+    """Every committed finished model holds its floating-point weights at the precision its
+    run's config names ([export] dtype): the SNR study of the cpu profile at float16."""
+    import re
+
+    import sekd.study.runs as runs
+    from sekd.models import load_checkpoint
+
+    seen = set()
+    for f in sorted(runs.COMMITTED.glob("*/*/model.pt")):
+        if not (f.parent / "config.json").is_file():
+            continue  # committed before configs were: stale, and said so where it is read
+        name, seed = re.fullmatch(r"(.*?)(?:_seed(\d+))?", f.parent.name).groups()
+        want = runs.run_config(f.parent.parent.name, name, seed and int(seed)).export.dtype
+        dtypes = {str(v.dtype) for v in load_checkpoint(f)["state_dict"].values()
+                  if v.is_floating_point()}  # fmt: skip
+        assert dtypes == {f"torch.{want}"}, (f, dtypes)
+        seen.add(want)
+    assert seen == {"float32", "float16"}

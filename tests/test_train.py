@@ -563,6 +563,47 @@ def test_init_from_a_checkpoint_starts_at_its_weights(tmp_path):
         load_config(SMOKE / "snr_teacher1.toml", model={"checkpoint": str(start)})
 
 
+def test_a_model_stored_at_float16_is_the_model_with_its_weights_rounded(tmp_path):
+    """save_model(dtype="float16") stores the floating-point tensors at float16 (integer
+    buffers as they are) in about half the bytes; read back, the model computes exactly what
+    the float32 model with its weights rounded to float16 computes. An unknown dtype is named."""
+    torch.manual_seed(0)
+    model = build("waveunet_cpu").eval()
+    full = save_model(model, tmp_path / "full.pt", "waveunet_cpu")
+    half = save_model(model, tmp_path / "half.pt", "waveunet_cpu", dtype="float16")
+    assert 0.45 < half.stat().st_size / full.stat().st_size < 0.55
+    stored = load_checkpoint(half)["state_dict"]
+    for k, v in model.state_dict().items():
+        assert stored[k].dtype == (torch.float16 if v.is_floating_point() else v.dtype), k
+    rounded = build("waveunet_cpu").eval()
+    rounded.load_state_dict({k: v.half() if v.is_floating_point() else v
+                             for k, v in model.state_dict().items()})  # fmt: skip
+    x = torch.randn(1, 1, 16384)
+    with torch.no_grad():
+        got, want, exact = load_model(half)(x), rounded(x), model(x)
+    assert torch.equal(got, want) and not torch.equal(got, exact)
+    assert fingerprint(load_model(half)) == fingerprint(rounded)
+    with pytest.raises(ValueError, match="must be one of float32, float16; got 'int8'"):
+        save_model(model, tmp_path / "bad.pt", dtype="int8")
+    assert not (tmp_path / "bad.pt").exists()
+    with pytest.raises(ValueError, match="export.dtype must be one of float32, float16"):
+        config_from_dict({"export": {"dtype": "bfloat16"}})
+
+
+def test_export_float16_stores_best_pt_as_scored_and_last_pt_in_full(tmp_path):
+    """With export.dtype = float16, best.pt (what is scored, committed and distilled from)
+    holds the weights at float16 and last.pt (what resumes) at float32."""
+    cfg = load_config(
+        SMOKE / "snr_teacher1.toml", train={"max_steps": 2}, export={"dtype": "float16"}
+    )
+    train(cfg, tmp_path / "a", progress=False)
+    best = load_checkpoint(tmp_path / "a" / "best.pt")["model"]["state_dict"]
+    last = load_checkpoint(tmp_path / "a" / "last.pt")["model"]["state_dict"]
+    floats = [k for k, v in last.items() if v.is_floating_point()]
+    assert floats and {best[k].dtype for k in floats} == {torch.float16}
+    assert {last[k].dtype for k in floats} == {torch.float32}
+
+
 def test_silence_loss_is_the_loss_of_a_zero_output():
     from sekd.data.training import ValidItem
     from sekd.train import silence_loss

@@ -59,13 +59,24 @@ def family_of(model: nn.Module) -> str:
     raise TypeError(f"{type(model).__name__} is not a registered model family")
 
 
-def model_state(model: nn.Module, preset: str | None = None) -> dict:
-    """What a checkpoint holds to rebuild a model: family, config dict, weights (tensors only)."""
+# The precisions a model's weights can be stored at (ExportConfig.dtype). A model loads into
+# float32 whatever it was stored at, so a model stored at float16 computes with its weights
+# rounded to float16 wherever it is read (scored, distilled from, fingerprinted).
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
+
+
+def model_state(model: nn.Module, preset: str | None = None, dtype: str = "float32") -> dict:
+    """What a checkpoint holds to rebuild a model: family, config dict, weights (tensors only),
+    the floating-point ones stored at `dtype` (STORAGE_DTYPES)."""
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"storage dtype must be one of {', '.join(STORAGE_DTYPES)}; got {dtype!r}")
+    to = STORAGE_DTYPES[dtype]
+    weights = {k: v.to(to) if v.is_floating_point() else v for k, v in model.state_dict().items()}
     return {
         "family": family_of(model),
         "config": model.cfg.to_dict(),
         "preset": preset or "",
-        "state_dict": model.state_dict(),
+        "state_dict": weights,
     }
 
 
@@ -110,12 +121,14 @@ def model_from_state(state: dict, where: str = "checkpoint") -> nn.Module:
     return model
 
 
-def save_model(model: nn.Module, path, preset: str | None = None, **extra) -> Path:
-    """Atomic write (temp file + rename) of a model-only checkpoint."""
+def save_model(
+    model: nn.Module, path, preset: str | None = None, dtype: str = "float32", **extra
+) -> Path:
+    """Atomic write (temp file + rename) of a model-only checkpoint, its weights at `dtype`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    torch.save({**model_state(model, preset), **extra}, tmp)
+    torch.save({**model_state(model, preset, dtype), **extra}, tmp)
     tmp.replace(path)
     return path
 

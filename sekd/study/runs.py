@@ -123,13 +123,16 @@ def committed_dir(profile: str, name: str, seed: int | None = None) -> Path:
 
 
 def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
-    """Copy a finished run's best model (weights only) and its logs to checkpoints/, for git."""
+    """Copy a finished run's best model (weights only, at the run's export.dtype) and its logs
+    to checkpoints/, for git."""
     src, dst = run_dir(profile, name, seed), committed_dir(profile, name, seed)
     dst.mkdir(parents=True, exist_ok=True)
+    cfg = run_config(profile, name, seed)
     save_model(
         load_trained(src / "best.pt"),
         dst / "model.pt",
-        preset=run_config(profile, name).model.preset,
+        preset=cfg.model.preset,
+        dtype=cfg.export.dtype,
     )
     _copy_files(src, dst, _COMMITTED_FILES)
     summary = json.loads((dst / "summary.json").read_text())
@@ -156,8 +159,10 @@ def _file_fingerprint(path: str, mtime_ns: int) -> str:  # mtime: a file written
 
 
 def _recipe(d: dict) -> dict:
-    """A run's config dict without where its teachers' files live (runs/ or checkpoints/)."""
-    return {**d, "teacher": {k: v for k, v in d.get("teacher", {}).items() if k != "checkpoints"}}
+    """A run's config dict without where its teachers' files live (runs/ or checkpoints/) and
+    without how its model is stored ([export]): what decides its training."""
+    teacher = {k: v for k, v in d.get("teacher", {}).items() if k != "checkpoints"}
+    return {**{k: v for k, v in d.items() if k != "export"}, "teacher": teacher}
 
 
 def _copy_files(src: Path, dst: Path, names) -> None:
@@ -266,7 +271,8 @@ class UnfinishedTeacherError(RuntimeError):
 
 # The committed finished models (checkpoints/<profile>/<run>/model.pt, every profile) stay under
 # this many bytes in all: the repository ships them. The resumable states of unfinished runs
-# (in_progress/) are transient and not counted.
+# (in_progress/) are transient and not counted. A profile's configs can store models at float16
+# ([export] dtype) to keep within it: the cpu profile's SNR study does.
 CHECKPOINT_BUDGET_BYTES = 60_000_000
 
 
