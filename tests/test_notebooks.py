@@ -278,6 +278,26 @@ def test_band_preconditions_pair_each_teacher_with_the_input_on_its_band():
     assert t2["pesq_diff_unseen"] == pytest.approx(-0.25)
     assert not t2["holds"] and t2["pesq_ci_low"] < 0
     assert t2["stoi_diff"] == pytest.approx((0.5 + 0.6 - 0.3 - 0.2) / 4 / 4)
+    assert [r["teacher"] for r in out] == ["snr_teacher1", "snr_teacher2", "snr_teacher3",
+                                           "snr_teacher4"]  # fmt: skip
+    # the row names the run that fills the role (snr_study records it as the result's "run")
+    named = {"noisy": res(noisy), "snr_teacher1": {**up, "run": "t1_other"},
+             "snr_teacher2": mixed, "snr_teacher3": up, "snr_teacher4": up}  # fmt: skip
+    again = band_preconditions(named)
+    assert again[0]["teacher"] == "t1_other" and again[0]["holds"]
+
+
+def test_each_band_teacher_s2_distils_from_trains_on_its_band():
+    """Per profile, the runs band_teacher_runs names (those of S2's config) are four, and each
+    trains only at SNRs of its own band of S2's routing."""
+    from sekd.study import PROFILES, band_teacher_runs, run_config
+
+    for profile in PROFILES:
+        names = band_teacher_runs(profile)
+        bands = run_config(profile, "snr_s2").teacher.bands
+        assert len(names) == len(bands) == 4, profile
+        for name, band in zip(names, bands, strict=True):
+            assert set(run_config(profile, name).data.snrs) <= set(band), (profile, name)
 
 
 def test_students_vs_noisy_says_which_student_lowers_stoi_or_does_not_enhance():

@@ -48,9 +48,9 @@ from .runs import (
 from .scoring import dns_pairs, evaluate, premix_pairs, premix_set, utterance_of, voicebank_pairs
 from .snr import (
     SNR_MEASURES,
-    SNR_RUNS,
     band_check,
     band_preconditions,
+    band_teacher_runs,
     snr_effect,
     snr_study,
     snr_tables,
@@ -80,7 +80,6 @@ __all__ = [
     "SETS",
     "SNR_MEASURES",
     "SNR_PAPER_CLAIM",
-    "SNR_RUNS",
     "TEACHER_OVER_BASELINE",
     "TEACHER_OVER_NOISY",
     "Identity",
@@ -88,6 +87,7 @@ __all__ = [
     "StaleRunWarning",
     "band_check",
     "band_preconditions",
+    "band_teacher_runs",
     "check_profile",
     "cluster_bootstrap_ci",
     "commit_run",

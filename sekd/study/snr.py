@@ -4,6 +4,8 @@ teachers) with seeds, scored on the pre-mixed test grid; the teachers' precondit
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..baselines import Identity
@@ -15,9 +17,10 @@ from .runs import ensure_run, load_run_model, paths, run_config
 from .scoring import evaluate, fingerprint, premix_pairs, premix_set, utterance_of, voicebank_pairs
 from .stats import cluster_bootstrap_ci, direction
 
+# the band teachers' roles (keys of snr_study's results, T1..T4 in the tables); which run fills
+# each role is the profile's choice (band_teacher_runs)
 TEACHERS = ("snr_teacher1", "snr_teacher2", "snr_teacher3", "snr_teacher4")
 STUDENTS = ("snr_s1", "snr_s2")
-SNR_RUNS = TEACHERS + STUDENTS
 LABELS = {"noisy": "Noisy", "snr_s1": "S1 (no teacher)", "snr_s2": "S2 (SNR teachers)"}
 # the SNR study's measures: the paper's two, and the SI-SDR improvement that sees level/sign
 SNR_MEASURES = ("pesq", "stoi", "si_sdri")
@@ -45,6 +48,13 @@ def snr_test_set(profile: str):
     return premix_pairs(ts), extra
 
 
+def band_teacher_runs(profile: str) -> tuple[str, ...]:
+    """The run that teaches each band, band by band: the runs S2's config distils from (its
+    teacher.checkpoints, runs/<profile>/<run>/best.pt), so S2 and the preconditions never
+    disagree on which teacher a band has."""
+    return tuple(Path(c).parent.name for c in run_config(profile, "snr_s2").teacher.checkpoints)
+
+
 def band_pairs(profile: str, pairs, extra: dict, band: int) -> list:
     """The test-grid pairs whose SNR routes to teacher `band` (S2's bands and routing)."""
     bands = run_config(profile, "snr_s2").teacher.bands
@@ -54,9 +64,11 @@ def band_pairs(profile: str, pairs, extra: dict, band: int) -> list:
 def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
     """Train (or reuse) the four teachers and S1, S2 with each seed; score them on the SNR test
     grid (PESQ, STOI, SI-SDR, gain; no composite measures). Teachers are scored only on the
-    test files whose SNR routes to their band. Returns {label: result}: noisy, snr_teacher1..4,
+    test files whose SNR routes to their band. Returns {label: result}: noisy, snr_teacher1..4
+    (each band's teacher, `band_teacher_runs`; its run name in the result's "run"),
     snr_s1[_seed<k>], snr_s2[_seed<k>]."""
-    for name in TEACHERS:
+    teacher_runs = band_teacher_runs(profile)
+    for name in teacher_runs:
         ensure_run(profile, name, retrain=retrain)
     for name in STUDENTS:
         for seed in seeds:
@@ -68,9 +80,9 @@ def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
                         extra=extra)  # fmt: skip
 
     out = {"noisy": score("noisy", Identity(), pairs)}
-    for b, name in enumerate(TEACHERS):
+    for b, (role, name) in enumerate(zip(TEACHERS, teacher_runs, strict=True)):
         mine = band_pairs(profile, pairs, extra, b)
-        out[name] = score(name, load_run_model(profile, name), mine)
+        out[role] = {**score(name, load_run_model(profile, name), mine), "run": name}
     for name in STUDENTS:
         for seed in seeds:
             out[_seeded(name, seed)] = score(
@@ -129,7 +141,7 @@ def band_preconditions(results: dict) -> list[dict]:
     rows = []
     for name in TEACHERS:
         mine = _files(results[name])
-        row = {"teacher": name, "files": len(mine),
+        row = {"teacher": results[name].get("run", name), "files": len(mine),
                "snrs": sorted({mine[n]["snr"] for n in mine})}  # fmt: skip
         row["holds"] = _against_noisy(noisy, mine, row)
         rows.append(row)
