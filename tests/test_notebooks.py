@@ -685,3 +685,30 @@ def test_committed_models_are_stored_at_their_configs_export_dtype():
         assert dtypes == {f"torch.{want}"}, (f, dtypes)
         seen.add(want)
     assert seen == {"float32", "float16"}
+
+
+def test_a_committed_config_names_the_checkouts_files_relative_to_it():
+    """commit_run writes the paths of a config that lie in the checkout relative to its root
+    (others as they are), so a committed run trained from a file of the repository (a teacher
+    trained on from another one's weights) is current in every checkout, this one included."""
+    import re
+
+    import sekd.study.runs as runs
+    from sekd.data.corpus import REPO_ROOT
+
+    raw = {"model": {"checkpoint": str(REPO_ROOT / "checkpoints/cpu/x/model.pt")},
+           "teacher": {"checkpoints": [str(REPO_ROOT / "runs/cpu/t/best.pt"), "/else/t.pt"]},
+           "data": {"noisy_dir": "", "clean_dir": "rel/dir"}, "seed": 3}  # fmt: skip
+    out = runs._portable(raw)
+    assert out["model"]["checkpoint"] == "checkpoints/cpu/x/model.pt"
+    assert out["teacher"]["checkpoints"] == ["runs/cpu/t/best.pt", "/else/t.pt"]
+    assert out["data"] == raw["data"] and out["seed"] == 3
+    assert raw["model"]["checkpoint"].startswith(str(REPO_ROOT))  # the input is left as it is
+    initialised = 0
+    for f in sorted(runs.COMMITTED.glob("*/*/config.json")):
+        if json.loads(f.read_text())["model"]["init"] != "checkpoint":
+            continue
+        name, seed = re.fullmatch(r"(.*?)(?:_seed(\d+))?", f.parent.name).groups()
+        assert runs.committed_current(f.parent.parent.name, name, seed and int(seed)), f
+        initialised += 1
+    assert initialised >= 1

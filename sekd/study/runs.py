@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from ..config import RunConfig, config_from_dict, load_config
+from ..config import PATH_KEYS, RunConfig, config_from_dict, load_config
 from ..data.corpus import REPO_ROOT
 from ..models import fingerprint, load_model, save_model
 from ..train import load_trained, read_metrics, train
@@ -135,6 +135,9 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
         dtype=cfg.export.dtype,
     )
     _copy_files(src, dst, _COMMITTED_FILES)
+    if (dst / "config.json").is_file():  # read the same in every checkout
+        portable = _portable(json.loads((dst / "config.json").read_text()))
+        (dst / "config.json").write_text(json.dumps(portable, indent=1))
     summary = json.loads((dst / "summary.json").read_text())
     if "teachers" not in summary and (src / "config.json").is_file():
         # a summary written before they were recorded: the teachers its config names
@@ -156,6 +159,27 @@ def _teacher_fingerprints(checkpoints) -> list[str] | None:
 @functools.lru_cache(maxsize=64)
 def _file_fingerprint(path: str, mtime_ns: int) -> str:  # mtime: a file written since is read
     return fingerprint(load_model(path))
+
+
+def _portable(d: dict) -> dict:
+    """A config dict with its file paths inside this checkout (PATH_KEYS) made relative to the
+    repository root: a committed config equals the same recipe read in another checkout."""
+
+    def rel(value):
+        if isinstance(value, list):
+            return [rel(v) for v in value]
+        if isinstance(value, str) and Path(value).is_absolute():
+            try:
+                return str(Path(value).relative_to(REPO_ROOT))
+            except ValueError:
+                return value
+        return value
+
+    out = dict(d)
+    for section, keys in PATH_KEYS.items():
+        if isinstance(out.get(section), dict):
+            out[section] = {k: rel(v) if k in keys else v for k, v in out[section].items()}
+    return out
 
 
 def _recipe(d: dict) -> dict:
@@ -183,9 +207,11 @@ def committed_current(profile: str, name: str, seed: int | None = None) -> bool:
     if not (_finished(folder) and (folder / "config.json").is_file()):
         return False
     cfg = run_config(profile, name, seed)
-    want = json.loads(json.dumps(cfg.to_dict()))  # as written
+    want = _portable(json.loads(json.dumps(cfg.to_dict())))  # as commit_run writes it
     try:  # read back through the config's fields: a key added since, at its default, is equal
-        have = config_from_dict(json.loads((folder / "config.json").read_text())).to_dict()
+        have = _portable(
+            config_from_dict(json.loads((folder / "config.json").read_text())).to_dict()
+        )
     except ValueError:  # a key the config no longer has: an older recipe
         return False
     if _recipe(json.loads(json.dumps(have))) != _recipe(want):
