@@ -505,6 +505,10 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
     as_half = {**json.loads(stored.read_text()), "export": {"dtype": "float16"}}
     stored.write_text(json.dumps(as_half))
     assert runs.committed_current("smoke", "student_baseline", 4)
+    # nor is the checkout it was read in: committed elsewhere, it is current here
+    elsewhere = {**as_half, "source": "/elsewhere/configs/smoke/student_baseline.toml"}
+    stored.write_text(json.dumps(elsewhere))
+    assert runs.committed_current("smoke", "student_baseline", 4)
     assert run_queue("smoke", items[:2]) == []
     assert "committed with this config already" in capsys.readouterr().out
     # ...but one committed with another recipe (or without its config) is trained anew

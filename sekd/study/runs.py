@@ -183,10 +183,11 @@ def _portable(d: dict) -> dict:
 
 
 def _recipe(d: dict) -> dict:
-    """A run's config dict without where its teachers' files live (runs/ or checkpoints/) and
-    without how its model is stored ([export]): what decides its training."""
+    """A run's config dict without where its teachers' files live (runs/ or checkpoints/),
+    without how its model is stored ([export]) and without the path of the file it was read
+    from (`source`, another in every checkout): what decides its training."""
     teacher = {k: v for k, v in d.get("teacher", {}).items() if k != "checkpoints"}
-    return {**{k: v for k, v in d.items() if k != "export"}, "teacher": teacher}
+    return {**{k: v for k, v in d.items() if k not in ("export", "source")}, "teacher": teacher}
 
 
 def _copy_files(src: Path, dst: Path, names) -> None:
