@@ -15,7 +15,6 @@ A checkpoint already stored at float16 gives equal outputs on every file.
 from __future__ import annotations
 
 import argparse
-import copy
 from pathlib import Path
 
 import numpy as np
@@ -24,24 +23,16 @@ import torch
 from sekd.data.audio import read_audio
 from sekd.enhance import enhance_signal
 from sekd.metrics import pesq_wb, si_sdr, stoi
+from sekd.models.registry import model_from_state, model_state
 from sekd.results import dumps
 from sekd.study.scoring import voicebank_pairs
 from sekd.train import load_trained
 
 
-def rounded(model: torch.nn.Module) -> torch.nn.Module:
-    """A copy of `model` whose floating-point weights and buffers are rounded to float16."""
-    out = copy.deepcopy(model)
-    with torch.no_grad():
-        for t in [*out.parameters(), *out.buffers()]:
-            if t.is_floating_point():
-                t.copy_(t.half().float())
-    return out
-
-
 def compare(path, pairs) -> dict:
     full = load_trained(path)
-    half = rounded(full)
+    # the model as a float16 checkpoint holds it (the state save_model writes), read back
+    half = model_from_state(model_state(full, dtype="float16")).eval()
     apart, equal, d_pesq, d_stoi = [], 0, [], []
     for _, noisy, clean in pairs:
         x, c = read_audio(noisy), read_audio(clean)

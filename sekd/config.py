@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .data.audio import SAMPLE_RATE
 from .distill.objective import ObjectiveConfig
+from .models.registry import STORAGE_DTYPES
 
 
 def _choice(name: str, value, allowed) -> None:
@@ -157,10 +158,10 @@ class ExportConfig:
     distilled from with its weights as stored, on every machine. Not part of the recipe: the
     training is the same at either precision."""
 
-    dtype: str = "float32"  # float32 | float16
+    dtype: str = "float32"  # one of models.registry.STORAGE_DTYPES: float32 | float16
 
     def __post_init__(self):
-        _choice("export.dtype", self.dtype, ("float32", "float16"))
+        _choice("export.dtype", self.dtype, tuple(STORAGE_DTYPES))
 
 
 @dataclass(frozen=True)
