@@ -322,6 +322,45 @@ def test_students_vs_noisy_says_which_student_lowers_stoi_or_does_not_enhance():
     assert by["snr_s1"]["noisy_stoi"] == 0.80 and by["snr_s2"]["gain"] == -0.9
 
 
+def test_against_noisy_by_snr_locates_a_students_loss_per_snr_over_seeds():
+    from sekd.study import against_noisy_by_snr, cluster_bootstrap_ci
+
+    def res(vals, run=None):
+        out = {
+            "files": [
+                {"name": n, "snr": snr, "seen": True, "utterance": n[0], "stoi": v,
+                 "gain": g, "error": ""}
+                for n, snr, v, g in vals
+            ]
+        }  # fmt: skip
+        return {**out, "run": run} if run else out
+
+    grid = [("a1", -20.0, 0.40), ("b1", -20.0, 0.30), ("a2", 20.0, 0.90), ("b2", 20.0, 0.95)]
+    noisy = res([(n, s, v, 1.0) for n, s, v in grid])
+    # S1 loses STOI at -20 dB (and suppresses: gain 0.2) and at +20 dB; S2 only at -20 dB
+    s1 = res([(n, s, v - 0.05, 0.2 if s < 0 else 0.9) for n, s, v in grid])
+    s1b = res([(n, s, v - 0.03, 0.4 if s < 0 else 0.9) for n, s, v in grid])
+    s2 = res([(n, s, v + (-0.04 if s < 0 else 0.01), 0.3) for n, s, v in grid])
+    t1 = res([(n, s, v + 0.02, 0.5) for n, s, v in grid if s < 0], run="t1_run")
+    rows = against_noisy_by_snr(
+        {"noisy": noisy, "snr_s1": s1, "snr_s1_seed1": s1b, "snr_s2": s2, "snr_teacher1": t1}
+    )
+    by = {(r["model"], r["snr"]): r for r in rows}
+    assert set(by) == {("snr_s1", -20.0), ("snr_s1", 20.0), ("snr_s2", -20.0),
+                       ("snr_s2", 20.0), ("t1_run", -20.0)}  # fmt: skip
+    low = by[("snr_s1", -20.0)]
+    assert low["seeds"] == 2 and low["pairs"] == 2 and low["metric"] == "stoi"
+    # each file's difference averaged over the seeds: -0.04 on both files
+    assert low["diff"] == pytest.approx(-0.04)
+    want = cluster_bootstrap_ci([-0.04, -0.04], ["a", "b"])
+    assert (low["ci_low"], low["ci_high"]) == pytest.approx(want[1:], nan_ok=True)
+    assert low["gain"] == pytest.approx(0.3)  # mean over both seeds' files
+    assert by[("snr_s2", 20.0)]["diff"] == pytest.approx(0.01)
+    assert by[("snr_s2", -20.0)]["diff"] == pytest.approx(-0.04)
+    assert by[("t1_run", -20.0)]["diff"] == pytest.approx(0.02)
+    assert by[("t1_run", -20.0)]["gain"] == pytest.approx(0.5)
+
+
 def test_cluster_bootstrap_counts_clusters_not_files():
     from sekd.study import cluster_bootstrap_ci, mean_ci
 

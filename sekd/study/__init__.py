@@ -48,6 +48,7 @@ from .runs import (
 from .scoring import dns_pairs, evaluate, premix_pairs, premix_set, utterance_of, voicebank_pairs
 from .snr import (
     SNR_MEASURES,
+    against_noisy_by_snr,
     band_check,
     band_preconditions,
     band_teacher_runs,
@@ -85,6 +86,7 @@ __all__ = [
     "Identity",
     "SpectralGating",
     "StaleRunWarning",
+    "against_noisy_by_snr",
     "band_check",
     "band_preconditions",
     "band_teacher_runs",

@@ -194,6 +194,29 @@ def students_vs_noisy(results: dict) -> list[dict]:
     return rows
 
 
+def against_noisy_by_snr(results: dict, metric: str = "stoi") -> list[dict]:
+    """Where a model gains or loses against the noisy input: per test SNR, S1 and S2 (each
+    file's difference averaged over the seeds) and each band teacher (at its band's SNRs),
+    `metric` minus the input's, paired by file, with a 95 % cluster-bootstrap interval over
+    source utterances, and the model's mean output gain on the clean signal at that SNR (the
+    level the model leaves speech at: a gain far below 1 is heavy suppression)."""
+    meta = _files(results["noisy"])
+    models = [(name, student_seeds(results, name)) for name in STUDENTS]
+    models += [(t, [t]) for t in TEACHERS if t in results]
+    rows = []
+    for model, labels in models:
+        runs = [_files(results[lb]) for lb in labels]
+        d = _paired(meta, runs, metric)
+        for snr in sorted({meta[n]["snr"] for n in d}):
+            names = [n for n in d if meta[n]["snr"] == snr]
+            row = {"model": results[model].get("run", model) if model in TEACHERS else model,
+                   "snr": snr, "metric": metric, "seeds": len(runs)}  # fmt: skip
+            row.update(_with_interval({n: d[n] for n in names}, meta))
+            row["gain"] = float(np.mean([r[n]["gain"] for r in runs for n in names]))
+            rows.append(row)
+    return rows
+
+
 def student_seeds(results: dict, name: str) -> list[str]:
     return sorted(k for k in results if k == name or k.startswith(f"{name}_seed"))
 
