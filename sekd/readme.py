@@ -184,6 +184,20 @@ def snr_block(profile: str, res) -> list[str]:
             f"[{_sfmt(e['ci_low'], nd)}, {_sfmt(e['ci_high'], nd)}] over {e['pairs']} files, "
             f"{seeds} seed(s){per_seed} (S2 {side} S1; the paper reports {SNR_PAPER_CLAIM})"
         )
+    by_snr = _load(res / "snr_stoi_by_snr.json")
+    if by_snr is not None:
+        lost: dict[str, list[str]] = {}
+        for r in by_snr:
+            below = direction(_num(r["ci_low"]), _num(r["ci_high"])) == "below"
+            lost.setdefault(r["model"], [])
+            if below:
+                lost[r["model"]].append(f"{r['snr']:+g} dB (gain {r['gain']:.2f})")
+        where = "; ".join(f"{m} at {', '.join(v)}" for m, v in lost.items() if v)
+        where = where or "no model, at no SNR"
+        lines.append(
+            f"- below the noisy input in STOI (`results/{profile}/snr_stoi_by_snr.json`, per test "
+            f"SNR, with the output's gain on the clean signal there): {where}"
+        )
     lines.append(
         f"- per SNR and per seen / unseen noise: `results/{profile}/snr_effect.json`; intervals "
         "are cluster bootstraps over source utterances (files made from one utterance are not "

@@ -111,3 +111,16 @@ def test_results_block_has_the_snr_study_when_its_files_exist(tmp_path):
     assert "+9.0" not in text  # per-SNR rows stay in the file
     assert "snr_teacher1 (-20, -15 dB, 180 files)" in text
     assert "**does not beat the noisy input**" in text
+    assert "below the noisy input in STOI" not in text
+    _write(
+        res / "snr_stoi_by_snr.json",
+        [{"model": "snr_s1", "snr": -20.0, "diff": -0.05, "ci_low": -0.06, "ci_high": -0.04,
+          "gain": 0.152},
+         {"model": "snr_s1", "snr": 20.0, "diff": -0.02, "ci_low": -0.04, "ci_high": -0.001,
+          "gain": 0.936},
+         {"model": "snr_s2", "snr": 20.0, "diff": -0.01, "ci_low": -0.02, "ci_high": 0.01,
+          "gain": 0.97}],
+    )  # fmt: skip
+    text = results_block("cpu", root=tmp_path)
+    assert "snr_s1 at -20 dB (gain 0.15), +20 dB (gain 0.94)" in text
+    assert "snr_s2 at" not in text  # its interval straddles 0
