@@ -50,3 +50,23 @@ class SpectralGating(_Reference):
             ]
         )
         return torch.from_numpy(out[..., : a.shape[-1]].astype(np.float32)).to(x.device)
+
+
+def ideal_ratio_mask(noisy, clean, n_fft: int = 512, hop: int = 128) -> np.ndarray:
+    """The oracle ideal ratio mask (Wang et al.): each STFT bin of the mixture scaled by
+    |S| / sqrt(|S|^2 + |N|^2), with S the clean and N = noisy - clean the noise. It needs the
+    clean signal, so it is not an enhancer but a ceiling for mask-based ones: what attenuating
+    each time-frequency bin of the mixture, with the noisy phase kept, can reach at best."""
+    x = torch.as_tensor(np.asarray(noisy, np.float64))
+    s = torch.as_tensor(np.asarray(clean, np.float64))
+    if x.shape != s.shape or x.ndim != 1:
+        raise ValueError(f"noisy and clean must be 1-D of one length, got {x.shape}, {s.shape}")
+    win = torch.hann_window(n_fft, dtype=torch.float64)
+
+    def stft(a):
+        return torch.stft(a, n_fft, hop, window=win, return_complex=True)
+
+    X, S, N = stft(x), stft(s).abs(), stft(x - s).abs()
+    mask = S / torch.sqrt(S**2 + N**2).clamp_min(1e-12)
+    y = torch.istft(X * mask, n_fft, hop, window=win, length=x.shape[-1])
+    return y.numpy().astype(np.float32)

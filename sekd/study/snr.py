@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baselines import Identity
+from ..baselines import Identity, ideal_ratio_mask
 from ..metrics import QUALITY
 from ..results import dumps
 from ..routing import snr_band
@@ -172,6 +172,38 @@ def band_check(profile: str, band: int, models: dict, name: str) -> list[dict]:
     out = paths(profile).results / "diagnostics" / f"{name}.json"
     out.write_text(dumps(rows))
     return rows
+
+
+def oracle_band_check(profile: str, band: int, name: str) -> dict:
+    """The ceiling of mask-based enhancement on one band's test files: the oracle ideal ratio
+    mask (`baselines.ideal_ratio_mask`, which knows the clean signal) against the noisy input,
+    as `band_check` scores a teacher: how far a band's precondition is reachable at all by
+    attenuating bins of the mixture. Scores under results/<profile>/diagnostics/<name>/, the
+    row in results/<profile>/diagnostics/<name>.json."""
+    from ..data.audio import read_audio
+    from ..metrics import evaluate_pairs
+    from ..results import write_results
+
+    pairs, extra = snr_test_set(profile)
+    mine = band_pairs(profile, pairs, extra, band)
+    out = paths(profile).results / "diagnostics" / name
+    noisy = _files(evaluate(profile, "noisy", Identity(), mine, f"diagnostics/{name}", False,
+                            extra=extra))  # fmt: skip
+    triples = []
+    for n, x, c in mine:
+        x, c = read_audio(x), read_audio(c)
+        triples.append((n, c, ideal_ratio_mask(x, c), x))
+    rows, summary = evaluate_pairs(triples, workers=2, progress=False, composite_measures=False)
+    for r in rows:
+        r.update(extra[r["name"]])
+    write_results(rows, summary, out / "oracle_irm.json", out / "oracle_irm.csv")
+    scored = _files({"files": rows})
+    row = {"model": "oracle_irm", "band": band, "files": len(scored),
+           "snrs": sorted({r["snr"] for r in scored.values()})}  # fmt: skip
+    row["holds"] = _against_noisy(noisy, scored, row)
+    row["gain"] = float(np.mean([r["gain"] for r in scored.values()]))
+    (paths(profile).results / "diagnostics" / f"{name}.json").write_text(dumps([row]))
+    return row
 
 
 def students_vs_noisy(results: dict) -> list[dict]:
