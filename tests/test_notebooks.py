@@ -114,6 +114,41 @@ def _tmp_paths(tmp_path):
     return paths
 
 
+def test_objective_shares_read_each_terms_share_of_the_total_from_the_training_log(
+    tmp_path, monkeypatch
+):
+    import json
+
+    import sekd.study.runs as study
+    from sekd.study import objective_shares
+
+    monkeypatch.setattr(study, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(study, "paths", _tmp_paths(tmp_path))
+    logs = {
+        "student_baseline": [{"supervised": 0.8, "total": 0.8}, {"supervised": 0.6, "total": 0.6}],
+        "student_mvat_dual_kd_seed1": [
+            {"supervised": 1.0, "at": 97.0, "kd": 2.0, "total": 100.0},
+            {"supervised": 0.6, "at": 58.6, "kd": 0.8, "total": 60.0},
+        ],
+    }
+    for name, rows in logs.items():
+        folder = tmp_path / "runs" / "smoke" / name
+        folder.mkdir(parents=True)
+        lines = [{"kind": "valid", "step": 0, "pesq": 1.0}]
+        lines += [{"kind": "train", "step": 25 * (i + 1), "epoch": 0, "lr": 1e-3,
+                   "steps_per_s": 2.0, **r} for i, r in enumerate(rows)]  # fmt: skip
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (base,) = objective_shares("smoke", ["baseline"])
+    assert base["supervised_share"] == pytest.approx(1.0) and "at" not in base
+    assert base["steps"] == 50 and base["total"] == pytest.approx(0.7)
+    (kd,) = objective_shares("smoke", ["mvat_dual_kd"], seeds=(1,))
+    assert kd["seed"] == 1 and kd["total"] == pytest.approx(80.0)
+    assert kd["at"] == pytest.approx(77.8) and kd["at_share"] == pytest.approx(77.8 / 80.0)
+    assert kd["supervised_share"] == pytest.approx(0.8 / 80.0)
+    assert kd["kd_share"] == pytest.approx(1.4 / 80.0)
+    assert "steps_per_s" not in kd and "lr_share" not in kd
+
+
 def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch):
     import sekd.study.runs as study
     from sekd.models import build, save_model

@@ -11,7 +11,7 @@ from ..distill import TABLE3_ROWS
 from ..metrics import QUALITY
 from ..results import dumps
 from .paper import paper_effect
-from .runs import ensure_run, load_run_model, paths, run_config
+from .runs import curves, ensure_run, load_run_model, paths, run_config
 from .scoring import (
     clean_passthrough,
     dns_pairs,
@@ -253,6 +253,30 @@ def teacher_preconditions(results: dict) -> list[dict]:
         checks.append({"check": "teacher output gain on clean", "set": set_name, "diff": g,
                        "margin": 0.0, "holds": bool(g > 0)})  # fmt: skip
     return checks
+
+
+# what a training log row holds besides the objective's terms
+_LOG_FIELDS = {"kind", "step", "epoch", "lr", "total", "steps_per_s", "audio_s_per_s"}
+
+
+def objective_shares(profile: str, rows=MVAT_ROWS, seeds=(None,)) -> list[dict]:
+    """What each row's student was trained on, from its training log: per run, each logged
+    term of the objective (supervised, at, kd, ...) averaged over the logged steps, and its
+    share of the total (mean term / mean total). A distillation term that is nearly all of the
+    total leaves the student little of the supervised signal."""
+    out = []
+    for row in rows:
+        for seed in seeds:
+            train, _ = curves(profile, f"student_{row}", seed)
+            terms = sorted({k for r in train for k in r} - _LOG_FIELDS)
+            total = float(np.mean([r["total"] for r in train]))
+            entry = {"row": row, "seed": seed, "steps": max(r["step"] for r in train),
+                     "total": total}  # fmt: skip
+            for k in terms:
+                entry[k] = float(np.mean([r[k] for r in train]))
+                entry[f"{k}_share"] = entry[k] / total
+            out.append(entry)
+    return out
 
 
 def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)) -> list[dict]:
