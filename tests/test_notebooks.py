@@ -394,6 +394,9 @@ def test_against_noisy_by_snr_locates_a_students_loss_per_snr_over_seeds():
     assert by[("snr_s2", -20.0)]["diff"] == pytest.approx(-0.04)
     assert by[("t1_run", -20.0)]["diff"] == pytest.approx(0.02)
     assert by[("t1_run", -20.0)]["gain"] == pytest.approx(0.5)
+    # a study without S2 (or without a teacher) has no rows for it, not rows of NaN
+    alone = against_noisy_by_snr({"noisy": noisy, "snr_s1": s1})
+    assert {r["model"] for r in alone} == {"snr_s1"} and len(alone) == 2
 
 
 def test_cluster_bootstrap_counts_clusters_not_files():

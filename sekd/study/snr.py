@@ -233,7 +233,7 @@ def against_noisy_by_snr(results: dict, metric: str = "stoi") -> list[dict]:
     source utterances, and the model's mean output gain on the clean signal at that SNR (the
     level the model leaves speech at: a gain far below 1 is heavy suppression)."""
     meta = _files(results["noisy"])
-    models = [(name, student_seeds(results, name)) for name in STUDENTS]
+    models = [(n, student_seeds(results, n)) for n in STUDENTS if student_seeds(results, n)]
     models += [(t, [t]) for t in TEACHERS if t in results]
     rows = []
     for model, labels in models:
