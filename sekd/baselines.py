@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from .data.audio import SAMPLE_RATE
+from .losses import stft
 
 
 class _Reference:
@@ -61,12 +62,8 @@ def ideal_ratio_mask(noisy, clean, n_fft: int = 512, hop: int = 128) -> np.ndarr
     s = torch.as_tensor(np.asarray(clean, np.float64))
     if x.shape != s.shape or x.ndim != 1:
         raise ValueError(f"noisy and clean must be 1-D of one length, got {x.shape}, {s.shape}")
+    X, S, N = stft(x, n_fft, hop, n_fft), stft(s, n_fft, hop, n_fft), stft(x - s, n_fft, hop, n_fft)
+    mask = S.abs() / torch.sqrt(S.abs() ** 2 + N.abs() ** 2).clamp_min(1e-12)
     win = torch.hann_window(n_fft, dtype=torch.float64)
-
-    def stft(a):
-        return torch.stft(a, n_fft, hop, window=win, return_complex=True)
-
-    X, S, N = stft(x), stft(s).abs(), stft(x - s).abs()
-    mask = S / torch.sqrt(S**2 + N**2).clamp_min(1e-12)
     y = torch.istft(X * mask, n_fft, hop, window=win, length=x.shape[-1])
     return y.numpy().astype(np.float32)

@@ -148,29 +148,35 @@ def band_preconditions(results: dict) -> list[dict]:
     return rows
 
 
+def _band_files(profile: str, band: int, name: str):
+    """(pairs, extra, noisy): one band's test files, their columns, and the noisy input's
+    scores on them (under results/<profile>/diagnostics/<name>/)."""
+    pairs, extra = snr_test_set(profile)
+    mine = band_pairs(profile, pairs, extra, band)
+    noisy = evaluate(profile, "noisy", Identity(), mine, f"diagnostics/{name}", False, extra=extra)
+    return mine, extra, _files(noisy)
+
+
+def _band_row(noisy: dict, scored: dict, **head) -> dict:
+    """`head` + the files and SNRs scored + the paired differences to the noisy input and
+    whether they hold (`_against_noisy`)."""
+    row = {**head, "files": len(scored), "snrs": sorted({r["snr"] for r in scored.values()})}
+    row["holds"] = _against_noisy(noisy, scored, row)
+    return row
+
+
 def band_check(profile: str, band: int, models: dict, name: str) -> list[dict]:
     """Candidate teachers of one band ({label: model}) against the noisy input on the test
     grid's files of that band, as `band_preconditions` does for the trained teachers (the
     students need not exist): scores under results/<profile>/diagnostics/<name>/, the rows, each
     with its model's `fingerprint`, in results/<profile>/diagnostics/<name>.json."""
-    pairs, extra = snr_test_set(profile)
-    mine = band_pairs(profile, pairs, extra, band)
-    set_name = f"diagnostics/{name}"
-
-    def score(label, model):
-        return _files(evaluate(profile, label, model, mine, set_name, False, extra=extra))
-
-    noisy = score("noisy", Identity())
+    mine, extra, noisy = _band_files(profile, band, name)
     rows = []
     for label, model in models.items():
-        scored = score(label, model)
-        snrs = sorted({r["snr"] for r in scored.values()})
-        row = {"model": label, "fingerprint": fingerprint(model), "band": band,
-               "files": len(scored), "snrs": snrs}  # fmt: skip
-        row["holds"] = _against_noisy(noisy, scored, row)
-        rows.append(row)
-    out = paths(profile).results / "diagnostics" / f"{name}.json"
-    out.write_text(dumps(rows))
+        scored = evaluate(profile, label, model, mine, f"diagnostics/{name}", False, extra=extra)
+        rows.append(_band_row(noisy, _files(scored), model=label,
+                              fingerprint=fingerprint(model), band=band))  # fmt: skip
+    (paths(profile).results / "diagnostics" / f"{name}.json").write_text(dumps(rows))
     return rows
 
 
@@ -184,11 +190,7 @@ def oracle_band_check(profile: str, band: int, name: str) -> dict:
     from ..metrics import evaluate_pairs
     from ..results import write_results
 
-    pairs, extra = snr_test_set(profile)
-    mine = band_pairs(profile, pairs, extra, band)
-    out = paths(profile).results / "diagnostics" / name
-    noisy = _files(evaluate(profile, "noisy", Identity(), mine, f"diagnostics/{name}", False,
-                            extra=extra))  # fmt: skip
+    mine, extra, noisy = _band_files(profile, band, name)
     triples = []
     for n, x, c in mine:
         x, c = read_audio(x), read_audio(c)
@@ -196,11 +198,10 @@ def oracle_band_check(profile: str, band: int, name: str) -> dict:
     rows, summary = evaluate_pairs(triples, workers=2, progress=False, composite_measures=False)
     for r in rows:
         r.update(extra[r["name"]])
+    out = paths(profile).results / "diagnostics" / name
     write_results(rows, summary, out / "oracle_irm.json", out / "oracle_irm.csv")
     scored = _files({"files": rows})
-    row = {"model": "oracle_irm", "band": band, "files": len(scored),
-           "snrs": sorted({r["snr"] for r in scored.values()})}  # fmt: skip
-    row["holds"] = _against_noisy(noisy, scored, row)
+    row = _band_row(noisy, scored, model="oracle_irm", band=band)
     row["gain"] = float(np.mean([r["gain"] for r in scored.values()]))
     (paths(profile).results / "diagnostics" / f"{name}.json").write_text(dumps([row]))
     return row
@@ -233,7 +234,7 @@ def against_noisy_by_snr(results: dict, metric: str = "stoi") -> list[dict]:
     source utterances, and the model's mean output gain on the clean signal at that SNR (the
     level the model leaves speech at: a gain far below 1 is heavy suppression)."""
     meta = _files(results["noisy"])
-    models = [(n, student_seeds(results, n)) for n in STUDENTS if student_seeds(results, n)]
+    models = [(n, seeds) for n in STUDENTS if (seeds := student_seeds(results, n))]
     models += [(t, [t]) for t in TEACHERS if t in results]
     rows = []
     for model, labels in models:
