@@ -64,6 +64,41 @@ def check_parameters(books: list[Path], parameters: dict) -> dict[Path, dict]:
     return {b: {k: v for k, v in parameters.items() if k in declared[b]} for b in books}
 
 
+def record_times(path: Path, profile: str, times, parameters: dict | None) -> dict:
+    """Merge this run's notebook times into `path` (results/<profile>/reproduce_times.json): a
+    notebook run again replaces its own entry, the others' entries are kept, so a study run in
+    parts (`--only 06`, later `--only 07`) keeps every notebook's last time and parameters."""
+    path = Path(path)
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    books = record.get("notebooks", {})
+    for name, seconds in record.get("seconds", {}).items():  # the earlier one-run format
+        books.setdefault(
+            name,
+            {
+                "seconds": seconds,
+                "parameters": record.get("parameters", {}),
+                "omp_num_threads": record.get("omp_num_threads", ""),
+            },
+        )
+    for name, seconds in times:
+        books[name] = {
+            "seconds": seconds,
+            "parameters": parameters or {},
+            "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
+            "recorded": time.strftime("%Y-%m-%d %H:%M:%S"),
+        }
+    record = {
+        "profile": profile,
+        "notebooks": dict(sorted(books.items())),
+        "total_seconds": sum(b["seconds"] for b in books.values()),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(record, indent=1))
+    return record
+
+
 def reproduce(
     profile: str,
     only=None,
@@ -103,18 +138,9 @@ def reproduce(
         export_html(target)
         times.append((book.name, time.perf_counter() - t0))
     total = sum(t for _, t in times)
-    record = {
-        "profile": profile,
-        "parameters": parameters or {},
-        "seconds": dict(times),
-        "total_seconds": total,
-        "cpus": os.cpu_count(),
-        "omp_num_threads": os.environ.get("OMP_NUM_THREADS", ""),
-        "machine": platform.machine(),
-    }
-    results = REPO_ROOT / "results" / profile
-    results.mkdir(parents=True, exist_ok=True)
-    (results / "reproduce_times.json").write_text(json.dumps(record, indent=1))
+    record_times(
+        REPO_ROOT / "results" / profile / "reproduce_times.json", profile, times, parameters
+    )
     print(f"\nprofile {profile}: {len(times)} notebook(s) in {total / 60:.1f} min -> {out}")
     for name, t in times:
         print(f"  {name:<34} {t:7.1f} s")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from sekd.reproduce import notebooks, parse_params, reproduce
+from sekd.reproduce import notebooks, parse_params, record_times, reproduce
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
@@ -89,6 +89,23 @@ def test_reproduce_stops_at_first_failure_naming_notebook_and_cell(tmp_path, cap
     assert "quick" in printed  # the profile was injected
     assert (tmp_path / "out" / "00_ok.html").is_file()
     assert not (tmp_path / "out" / "02_never.ipynb").exists()
+
+
+def test_record_times_keeps_other_notebooks_and_replaces_a_rerun(tmp_path, monkeypatch):
+    path = tmp_path / "reproduce_times.json"
+    path.write_text(
+        json.dumps({"profile": "cpu", "parameters": {}, "seconds": {"03_t.ipynb": 700.0}})
+    )
+    record_times(path, "cpu", [("06_m.ipynb", 40.0)], {"seeds": [None, 1]})
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    rec = record_times(path, "cpu", [("06_m.ipynb", 30.0), ("07_s.ipynb", 5.0)], None)
+    assert rec == json.loads(path.read_text())
+    assert list(rec["notebooks"]) == ["03_t.ipynb", "06_m.ipynb", "07_s.ipynb"]
+    assert rec["notebooks"]["03_t.ipynb"]["seconds"] == 700.0  # kept from the old format
+    assert rec["notebooks"]["06_m.ipynb"]["seconds"] == 30.0  # the rerun replaced it
+    assert rec["notebooks"]["06_m.ipynb"]["parameters"] == {}
+    assert rec["notebooks"]["06_m.ipynb"]["omp_num_threads"] == "1"
+    assert rec["total_seconds"] == 735.0
 
 
 def test_param_parsing():
