@@ -465,6 +465,18 @@ def test_enhances_needs_pesq_stoi_si_sdr_and_positive_gain():
     assert not enhances(_scored({"a": 1.5, "b": 1.6}, stoi=0.5), noisy)
 
 
+def test_mvat_table_judges_every_row_but_the_noisy_reference():
+    from sekd.study import mvat_table
+
+    noisy = _scored({"a": 1.0, "b": 1.2})
+    res = {"voicebank": {"noisy": noisy, "spectral_gating": _scored({"a": 0.9, "b": 1.0}),
+                         "wiener": _scored({"a": 1.5, "b": 1.6})}}  # fmt: skip
+    by = {r["model"]: r for r in mvat_table("smoke", res, "voicebank")}
+    assert by["noisy"]["enhances"] is None  # the rule's own reference: no verdict
+    assert by["spectral_gating"]["enhances"] is False and by["wiener"]["enhances"] is True
+    assert by["wiener"]["pesq"] == 1.55 and by["wiener"]["files"] == 2
+
+
 def test_teacher_study_with_baseline_seeds_settles_the_baseline_check(monkeypatch, tmp_path):
     import sekd.study.runs as runs
     from sekd.study import teacher_preconditions, teacher_study

@@ -156,7 +156,8 @@ def _groups(res: dict) -> dict[str, list[str]]:
 
 def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[dict]:
     """One row per model: efficiency (params, paper-convention GMACs at 8 s), mean quality over
-    the scored files, whether it enhances (`enhances`), files and failures.
+    the scored files, whether it enhances (`enhances`; None for the noisy input, the rule's
+    reference), files and failures.
 
     Labels with several seeds are grouped: mean over seeds and, per metric, the spread (std over
     seeds) of the set means; `enhances` must hold for every seed.
@@ -176,7 +177,9 @@ def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[di
                 entry[f"{k}_std_over_seeds"] = float(
                     np.std([res[lb]["mean"][k] for lb in labels], ddof=1)
                 )
-        entry["enhances"] = all(enhances(res[lb], res["noisy"]) for lb in labels)
+        entry["enhances"] = (  # the noisy input is the rule's reference: no verdict on it
+            None if base == "noisy" else all(enhances(res[lb], res["noisy"]) for lb in labels)
+        )
         entry["files"] = res[labels[0]]["count"]
         entry["failed"] = max(res[lb]["failed"] for lb in labels)
         table.append(entry)
