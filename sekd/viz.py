@@ -102,6 +102,44 @@ def plot_curves(runs: dict, key: str, kind: str = "train", title: str = ""):
     return fig
 
 
+def seed_band(runs: list, key: str, kind: str = "valid"):
+    """Mean, min and max of a logged quantity over the seeds of one arm (`runs`: each seed's
+    metrics rows), at the steps every seed logged: (steps, mean, low, high) as arrays."""
+    per_seed = [
+        {r["step"]: r[key] for r in rows if r["kind"] == kind and key in r} for rows in runs
+    ]
+    steps = sorted(set.intersection(*(set(d) for d in per_seed))) if per_seed else []
+    if not steps:
+        return (np.array([]),) * 4
+    values = np.array([[d[s] for s in steps] for d in per_seed], dtype=float)
+    return np.array(steps), values.mean(0), values.min(0), values.max(0)
+
+
+def plot_arm_curves(arms: dict, key: str, kind: str = "valid", title: str = ""):
+    """One line per arm (`arms`: {arm: [each seed's metrics rows]}): the mean over its seeds of
+    a logged quantity against the step, shaded between the seeds' lowest and highest."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for arm, runs in arms.items():
+        steps, mean, low, high = seed_band(runs, key, kind)
+        if len(steps):
+            (line,) = ax.plot(
+                steps,
+                mean,
+                marker="o",
+                ms=3,
+                label=f"{arm} ({len(runs)} seed{'s' if len(runs) > 1 else ''})",
+            )
+            if len(runs) > 1:
+                ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.set_title(title or f"{kind} {key}, mean over seeds (band: lowest to highest seed)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def plot_attention_maps(maps: dict, title: str = ""):
     """Teacher vs student temporal attention maps, one panel per (pair, view).
 
