@@ -94,9 +94,14 @@ def plot_curves(runs: dict, key: str, kind: str = "train", title: str = ""):
         if pts:
             s, v = zip(*pts)
             ax.plot(s, v, label=label, marker="o" if kind == "valid" else None, ms=3)
+    return _step_axes(fig, ax, key, title or f"{kind} {key}")
+
+
+def _step_axes(fig, ax, key: str, title: str):
+    """Label a figure of a logged quantity against the step, add the legend, lay it out."""
     ax.set_xlabel("step")
     ax.set_ylabel(key)
-    ax.set_title(title or f"{kind} {key}")
+    ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
@@ -132,12 +137,9 @@ def plot_arm_curves(arms: dict, key: str, kind: str = "valid", title: str = ""):
             )
             if len(runs) > 1:
                 ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
-    ax.set_title(title or f"{kind} {key}, mean over seeds (band: lowest to highest seed)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _step_axes(
+        fig, ax, key, title or f"{kind} {key}, mean over seeds (band: lowest to highest seed)"
+    )
 
 
 def plot_attention_maps(maps: dict, title: str = ""):
