@@ -45,7 +45,7 @@ from .data import (
 )
 from .device import pick_device
 from .distill import DistillationObjective
-from .losses import snr_teacher_loss, weighted_loss
+from .losses import si_sdr_gain_loss, snr_teacher_loss, weighted_loss
 from .metrics import MetricError, ls_gain, pesq_wb, si_sdr, stoi
 from .models import (
     IdentityInit,
@@ -119,6 +119,9 @@ class TrainingObjective:
         if o.kind == "mse":
             total = 0.5 * F.mse_loss(out, clean)
             return total, {"mse": total.detach(), "total": total.detach()}
+        if o.kind == "si_sdr":
+            total, parts = si_sdr_gain_loss(out, clean, o.gain_weight)
+            return total, {**{k: v.detach() for k, v in parts.items()}, "total": total.detach()}
         with torch.no_grad():
             if self.routed is not None:
                 t_out = self.routed(noisy, batch["snr"])
@@ -147,8 +150,11 @@ class TrainingObjective:
 
     def valid_loss(self, out: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor) -> float:
         """The validation loss of an output already computed (the model runs once per item)."""
-        if self.cfg.objective.kind == "manner":
+        o = self.cfg.objective
+        if o.kind == "manner":
             return float(weighted_loss(out, clean, noisy).total)
+        if o.kind == "si_sdr":
+            return float(si_sdr_gain_loss(out, clean, o.gain_weight)[0])
         return float(0.5 * F.mse_loss(out, clean))
 
 

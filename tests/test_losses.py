@@ -16,7 +16,15 @@ from sekd.distill import (
     pair_keys,
     temporal_attention_map,
 )
-from sekd.losses import STFT_RESOLUTIONS, kd_loss, mrstft_loss, snr_teacher_loss, weighted_loss
+from sekd.losses import (
+    STFT_RESOLUTIONS,
+    kd_loss,
+    mrstft_loss,
+    si_sdr_gain_loss,
+    snr_teacher_loss,
+    weighted_loss,
+)
+from sekd.metrics import ls_gain, si_sdr
 from sekd.models import VIEWS, build
 
 
@@ -163,6 +171,43 @@ def test_snr_teacher_loss_golden(rng):
         assert parts["teacher"].item() == pytest.approx(np.mean((s - t) ** 2))
     with pytest.raises(ValueError, match="alpha"):
         snr_teacher_loss(*(torch.tensor(x) for x in (s, t, c)), alpha=1.5)
+
+
+def test_si_sdr_gain_loss_golden_against_the_metrics(rng):
+    # the SI-SDR and gain of sekd.metrics (numpy, float64, zero-mean SI-SDR) per example
+    c = rng.normal(size=(3, 800)) + 0.3  # an offset: the loss, like the metric, removes means
+    e = 0.6 * c + rng.normal(scale=0.5, size=(3, 800))
+    sdr = [si_sdr(ci, ei) for ci, ei in zip(c, e, strict=True)]
+    cz, ez = c - c.mean(1, keepdims=True), e - e.mean(1, keepdims=True)
+    gain = [ls_gain(ci, ei) for ci, ei in zip(cz, ez, strict=True)]
+    for w in (0.0, 10.0):
+        total, parts = si_sdr_gain_loss(torch.tensor(e), torch.tensor(c), gain_weight=w)
+        want = -np.mean(sdr) + w * np.mean((np.array(gain) - 1) ** 2)
+        assert total.item() == pytest.approx(want, abs=1e-6)
+        assert parts["si_sdr"].item() == pytest.approx(np.mean(sdr), abs=1e-6)
+        assert parts["gain"].item() == pytest.approx(np.mean(gain), abs=1e-9)
+    with pytest.raises(ValueError, match="gain_weight must be >= 0"):
+        si_sdr_gain_loss(torch.tensor(e), torch.tensor(c), gain_weight=-1.0)
+    with pytest.raises(ValueError, match="shapes differ"):
+        si_sdr_gain_loss(torch.tensor(e), torch.tensor(c[:, :700]))
+
+
+def test_si_sdr_gain_loss_sees_polarity_and_attenuation_that_si_sdr_does_not(rng):
+    c = torch.tensor(rng.normal(size=(2, 1, 4000)))
+    e = c + 0.3 * torch.tensor(rng.normal(size=(2, 1, 4000)))
+    plain = lambda x: si_sdr_gain_loss(x, c, gain_weight=0.0)[0].item()  # noqa: E731
+    gained = lambda x: si_sdr_gain_loss(x, c, gain_weight=10.0)[0].item()  # noqa: E731
+    a = si_sdr_gain_loss(e, c)[1]["gain"].item()
+    for scaled in (-e, 0.2 * e, 3.0 * e):  # SI-SDR alone: blind to sign and scale
+        assert plain(scaled) == pytest.approx(plain(e), abs=1e-6)
+    # the gain term: inverted costs 10 * ((a + 1)^2 - (a - 1)^2) = 40 a more (a the mean gain)
+    assert gained(-e) - gained(e) == pytest.approx(40 * a, rel=1e-5)
+    g = np.array(
+        [ls_gain(ci - ci.mean(), ei - ei.mean()) for ci, ei in zip(c[:, 0], e[:, 0], strict=True)]
+    )
+    want = 10 * np.mean((0.2 * g - 1) ** 2 - (g - 1) ** 2)
+    assert gained(0.2 * e) - gained(e) == pytest.approx(want, rel=1e-6)
+    assert gained(c) < gained(e)  # the clean signal itself: the least of the three
 
 
 # ----------------------------------------------------------------------------- loss properties
@@ -338,6 +383,10 @@ def test_objective_config_errors():
         ObjectiveConfig(at="magic")
     with pytest.raises(ValueError, match="objective.p must be positive"):
         ObjectiveConfig(p=0)
+    with pytest.raises(ValueError, match="objective.gain_weight must be >= 0"):
+        ObjectiveConfig(kind="si_sdr", gain_weight=-0.5)
+    with pytest.raises(ValueError, match="objective.kind must be one of .*si_sdr"):
+        ObjectiveConfig(kind="sisdr")
     with pytest.raises(ValueError, match="needs a teacher"):
         DistillationObjective(TABLE3_ROWS["kd_only"], build("tiny_student"))
 

@@ -618,3 +618,25 @@ def test_silence_loss_is_the_loss_of_a_zero_output():
     want = np.mean([0.5 * np.mean(it.clean.astype(np.float64) ** 2) for it in items])
     assert silence_loss(items, step, torch.device("cpu")) == pytest.approx(want, rel=1e-5)
     assert np.isnan(silence_loss([], step, torch.device("cpu")))
+
+
+def test_si_sdr_objective_trains_on_its_loss_and_validates_with_it():
+    import dataclasses
+
+    from sekd.distill import ObjectiveConfig
+    from sekd.losses import si_sdr_gain_loss
+
+    cfg = load_config(SMOKE / "snr_teacher1.toml")
+    cfg = dataclasses.replace(cfg, objective=ObjectiveConfig(kind="si_sdr", gain_weight=3.0))
+    torch.manual_seed(0)
+    model = build("waveunet_tiny")
+    step = TrainingObjective(cfg, model, torch.device("cpu"))
+    noisy, clean = torch.randn(2, 1, 2048), 0.5 * torch.randn(2, 1, 2048)
+    total, terms = step({"mixture": noisy, "clean": clean, "snr": torch.zeros(2)})
+    want, parts = si_sdr_gain_loss(model(noisy), clean, 3.0)
+    assert total.item() == pytest.approx(want.item(), rel=1e-6) and total.requires_grad
+    assert set(terms) == {"si_sdr", "gain", "total"}
+    assert terms["gain"].item() == pytest.approx(parts["gain"].item(), rel=1e-6)
+    out = model(noisy[:1]).detach()
+    valid = step.valid_loss(out, noisy[:1], clean[:1])
+    assert valid == pytest.approx(si_sdr_gain_loss(out, clean[:1], 3.0)[0].item(), rel=1e-6)

@@ -54,7 +54,7 @@ def register_at(kind: ATKind) -> ATKind:
 register_at(ATKind("mvat", "views", "view_blocks", VIEWS, mvat_map_loss))
 register_at(ATKind("single_view", "layers", "layer_keys", None, single_view_map_loss))
 
-OBJECTIVE_KINDS = ("manner", "snr_teacher", "mse")
+OBJECTIVE_KINDS = ("manner", "snr_teacher", "mse", "si_sdr")
 
 
 def _choice(name, value, allowed):
@@ -66,11 +66,13 @@ def _choice(name, value, allowed):
 class ObjectiveConfig:
     """The `[objective]` section of a run config, and the objective's own settings.
 
-    kind: manner (weighted loss + AT / KD) | snr_teacher (the SNR paper's loss) | mse.
+    kind: manner (weighted loss + AT / KD) | snr_teacher (the SNR paper's loss) | mse |
+    si_sdr (-SI-SDR + gain_weight * (gain - 1)^2, `losses.si_sdr_gain_loss`; beyond the paper).
     at: none or an `AT_KINDS` name; pairing: same_depth | dual_depth; q: AT norm (1 or 2);
     p: the exponent of eq. 1; at_reduction: norm (eq. 2 as printed) | mean (divided by
     T^(1/q): the per-frame mean; beyond the paper); kd: output distillation;
-    beta_at, beta_kd: eq. 4 weights; alpha: the teacher's weight in the SNR loss.
+    beta_at, beta_kd: eq. 4 weights; alpha: the teacher's weight in the SNR loss;
+    gain_weight: the weight of the gain term of kind si_sdr.
     """
 
     kind: str = "manner"
@@ -83,6 +85,7 @@ class ObjectiveConfig:
     beta_at: float = 1.0
     beta_kd: float = 1.0
     alpha: float = 0.5
+    gain_weight: float = 10.0
 
     def __post_init__(self):
         _choice("objective.kind", self.kind, OBJECTIVE_KINDS)
@@ -93,6 +96,8 @@ class ObjectiveConfig:
             raise ValueError(f"objective.q must be 1 or 2, got {self.q}")
         if not self.p > 0:
             raise ValueError(f"objective.p must be positive, got {self.p}")
+        if not self.gain_weight >= 0:
+            raise ValueError(f"objective.gain_weight must be >= 0, got {self.gain_weight}")
 
     @property
     def needs_teacher(self) -> bool:
