@@ -822,3 +822,54 @@ def test_a_committed_config_names_the_checkouts_files_relative_to_it():
         assert runs.committed_current(f.parent.parent.name, name, seed and int(seed)), f
         initialised += 1
     assert initialised >= 1
+
+
+def test_band_pesq_nb_raw_scores_the_input_and_each_model_per_file_and_per_snr(
+    monkeypatch, tmp_path
+):
+    import json
+    import types
+
+    import torch
+
+    from sekd.data.audio import read_audio
+    from sekd.metrics import pesq_nb_raw
+    from sekd.study import snr
+
+    class Scale(torch.nn.Module):  # the input times a constant: NB PESQ is level-aligned
+        def __init__(self, k):
+            super().__init__()
+            self.register_buffer("k", torch.tensor(float(k)))
+
+        def forward(self, x):
+            return self.k * x
+
+    root = Path("data/corpus/pairs/voicebank_demand/test")
+    pairs, extra = [], {}
+    for stem in ["p232_012", "p232_022", "p232_043"]:
+        for snr_db in (-20.0, -15.0):
+            name = f"{stem}__noise__{snr_db:g}dB"
+            pairs.append((name, root / "noisy" / f"{stem}.flac", root / "clean" / f"{stem}.flac"))
+            extra[name] = {"snr": snr_db, "noise_type": "n", "seen": True, "utterance": stem}
+    # one broken file: reported with its reason, the others scored
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"not audio")
+    pairs.append(("broken", broken, root / "clean" / "p232_012.flac"))
+    extra["broken"] = {"snr": -20.0, "noise_type": "n", "seen": True, "utterance": "p232_012"}
+    monkeypatch.setattr(snr, "snr_test_set", lambda profile: (pairs, extra))
+    monkeypatch.setattr(snr, "band_pairs", lambda profile, p, e, band: p)
+    monkeypatch.setattr(snr, "paths", lambda profile: types.SimpleNamespace(results=tmp_path))
+    (tmp_path / "diagnostics").mkdir()
+
+    rows = snr.band_pesq_nb_raw("x", 0, {"same": Scale(1.0), "half": Scale(0.5)}, "nb")
+    saved = json.loads((tmp_path / "diagnostics" / "nb.json").read_text())
+    assert [r["model"] for r in rows] == ["same", "half"] == [r["model"] for r in saved["rows"]]
+    assert [e["name"] for e in saved["errors"]] == ["broken"]
+    assert "broken.flac" in saved["errors"][0]["error"]
+    name, x, c = pairs[0]
+    want = pesq_nb_raw(read_audio(c), read_audio(x))
+    assert saved["files"]["noisy"][name]["pesq_nb_raw"] == pytest.approx(want, abs=1e-9)
+    same = rows[0]
+    assert same["all"]["pairs"] == 6 and same["all"]["diff"] == pytest.approx(0.0, abs=1e-9)
+    assert set(same) >= {"all", "-20 dB", "-15 dB"} and same["-20 dB"]["pairs"] == 3
+    assert abs(rows[1]["all"]["diff"]) < 0.05  # half the level: nearly the input's score

@@ -207,6 +207,57 @@ def oracle_band_check(profile: str, band: int, name: str) -> dict:
     return row
 
 
+def band_pesq_nb_raw(profile: str, band: int, models: dict, name: str) -> list[dict]:
+    """One band's test files scored in the raw narrowband P.862 score (`metrics.pesq_nb_raw`),
+    the scale of the SNR paper's tables (its noisy input scores below 1 at -20 and -15 dB,
+    which wideband MOS-LQO cannot), for the noisy input and each candidate ({label: model}):
+    per file, and each model - noisy paired by file with a cluster-bootstrap interval over
+    utterances, overall and per test SNR. A diagnostic beside `band_check`: the precondition
+    stays wideband PESQ (docs/method.md). Rows, the per-file scores (`files`) and the files
+    that could not be read or scored (`errors`, with the reason) in
+    results/<profile>/diagnostics/<name>.json."""
+    import torch
+
+    from ..data.audio import AudioError, read_audio
+    from ..metrics import MetricError, pesq_nb_raw
+
+    pairs, extra = snr_test_set(profile)
+    mine = band_pairs(profile, pairs, extra, band)
+    scores = {"noisy": {}, **{label: {} for label in models}}
+    errors = []
+    for n, x_path, c_path in mine:
+        try:
+            x, c = read_audio(x_path), read_audio(c_path)
+        except AudioError as err:  # reported, the other files scored
+            errors.append({"name": n, "model": None, "error": str(err)})
+            continue
+        outs = {"noisy": x}
+        for label, model in models.items():  # as `evaluate` enhances: the whole file at once
+            with torch.no_grad():
+                outs[label] = model.eval()(torch.from_numpy(x)[None, None])[0, 0].numpy()
+        for label, y in outs.items():
+            try:
+                scores[label][n] = {"pesq_nb_raw": pesq_nb_raw(c, y), **extra[n]}
+            except MetricError as err:
+                errors.append({"name": n, "model": label, "error": str(err)})
+    rows = []
+    for label in models:
+        row = {"model": label, "band": band, "fingerprint": fingerprint(models[label])}
+        for snr in [None, *sorted({r["snr"] for r in scores["noisy"].values()})]:
+            part = {n: r for n, r in scores[label].items() if snr is None or r["snr"] == snr}
+            d = _with_interval(_paired(scores["noisy"], [part], "pesq_nb_raw"), part)
+            key = "all" if snr is None else f"{snr:+g} dB"
+            row[key] = {
+                "noisy": float(np.mean([scores["noisy"][k]["pesq_nb_raw"] for k in part])),
+                "model": float(np.mean([r["pesq_nb_raw"] for r in part.values()])),
+                **d,
+            }
+        rows.append(row)
+    out = {"rows": rows, "errors": errors, "files": scores}
+    (paths(profile).results / "diagnostics" / f"{name}.json").write_text(dumps(out))
+    return rows
+
+
 def students_vs_noisy(results: dict) -> list[dict]:
     """Each student run (every seed) against the noisy input over the whole test grid: its mean
     PESQ, STOI and SI-SDR beside the input's, whether it lowers STOI below the input's, and
