@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from train_speed import interleaved
 
-from sekd.models import build
+from sekd.models import build, count_parameters
 
 PRESETS = ("waveunet_cpu", "waveunet_cpu_wide", "waveunet_snr")
 TEACHER_STEPS = 6000  # a band teacher's length in the cpu profile (configs/cpu/snr_common.toml)
@@ -37,7 +37,7 @@ def make_step(preset: str, batch: int, samples: int):
         loss.backward()
         opt.step()
 
-    return step, sum(p.numel() for p in model.parameters())
+    return step, count_parameters(model)
 
 
 def main() -> None:

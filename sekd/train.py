@@ -116,11 +116,8 @@ class TrainingObjective:
             total, terms, _ = self.distill(noisy, clean)
             return total, terms
         out = self.student(noisy)
-        if o.kind == "mse":
-            total = 0.5 * F.mse_loss(out, clean)
-            return total, {"mse": total.detach(), "total": total.detach()}
-        if o.kind == "si_sdr":
-            total, parts = si_sdr_gain_loss(out, clean, o.gain_weight)
+        if o.kind in ("mse", "si_sdr"):
+            total, parts = self.to_clean(out, clean)
             return total, {**{k: v.detach() for k, v in parts.items()}, "total": total.detach()}
         with torch.no_grad():
             if self.routed is not None:
@@ -150,12 +147,18 @@ class TrainingObjective:
 
     def valid_loss(self, out: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor) -> float:
         """The validation loss of an output already computed (the model runs once per item)."""
-        o = self.cfg.objective
-        if o.kind == "manner":
+        if self.cfg.objective.kind == "manner":
             return float(weighted_loss(out, clean, noisy).total)
+        return float(self.to_clean(out, clean)[0])
+
+    def to_clean(self, out: torch.Tensor, clean: torch.Tensor):
+        """(loss, named terms) of the output against the clean signal alone: the objective of
+        kind si_sdr, else 1/2 mse (kind mse, and the validation loss of kind snr_teacher)."""
+        o = self.cfg.objective
         if o.kind == "si_sdr":
-            return float(si_sdr_gain_loss(out, clean, o.gain_weight)[0])
-        return float(0.5 * F.mse_loss(out, clean))
+            return si_sdr_gain_loss(out, clean, o.gain_weight)
+        total = 0.5 * F.mse_loss(out, clean)
+        return total, {"mse": total}
 
 
 # ------------------------------------------------------------------------------- validate

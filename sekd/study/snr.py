@@ -223,6 +223,7 @@ def band_pesq_nb_raw(profile: str, band: int, models: dict, name: str) -> list[d
 
     pairs, extra = snr_test_set(profile)
     mine = band_pairs(profile, pairs, extra, band)
+    models = {label: model.eval() for label, model in models.items()}
     scores = {"noisy": {}, **{label: {} for label in models}}
     errors = []
     for n, x_path, c_path in mine:
@@ -234,7 +235,7 @@ def band_pesq_nb_raw(profile: str, band: int, models: dict, name: str) -> list[d
         outs = {"noisy": x}
         for label, model in models.items():  # as `evaluate` enhances: the whole file at once
             with torch.no_grad():
-                outs[label] = model.eval()(torch.from_numpy(x)[None, None])[0, 0].numpy()
+                outs[label] = model(torch.from_numpy(x)[None, None])[0, 0].numpy()
         for label, y in outs.items():
             try:
                 scores[label][n] = {"pesq_nb_raw": pesq_nb_raw(c, y), **extra[n]}
