@@ -8,9 +8,10 @@ the config, data and teachers are checked before the folder is touched.
 
 The same entry point runs under `torchrun --nproc_per_node N` (and across nodes):
 DistributedDataParallel (nccl + SyncBatchNorm on GPUs, gloo on CPU), each process taking its
-share of every global batch, rank 0 logging and checkpointing. On CPU, BatchNorm statistics are
-per process (SyncBatchNorm needs a GPU); the single-process run with `train.accumulate = N`
-processes the same micro-batches and is the exact equivalent.
+share of every global batch and of the validation files, rank 0 gathering the validation
+scores, logging and checkpointing. On CPU, BatchNorm statistics are per process (SyncBatchNorm
+needs a GPU); the single-process run with `train.accumulate = N` processes the same
+micro-batches and is the exact equivalent.
 
 A step synchronises with the host once: one check that the total loss and the gradient norm
 are finite. Loss terms reach the host only at log intervals.
@@ -175,28 +176,64 @@ def validate(model, items: list[ValidItem], objective: TrainingObjective, device
     the set has recorded pairs besides the mixtures, the same measures per group
     (`real_pesq`, `mix_pesq`, ...).
     """
+    return summarise_validation(score_valid_items(model, items, objective, device))
+
+
+@torch.no_grad()
+def validate_sharded(
+    model, items: list[ValidItem], objective: TrainingObjective, device, rank: int, world: int
+) -> dict | None:
+    """`validate` shared out over the `world` processes of a run: process `rank` scores the
+    items rank, rank + world, ..., and process 0 gathers every file's scores in the items'
+    order and returns what `validate` returns on all of them (None on the other processes).
+    Every process calls it, with the same items and a model of the same weights (as
+    DistributedDataParallel keeps them). BatchNorm statistics are per process on CPU: the
+    model's buffers are first set to process 0's, those it checkpoints (DDP broadcasts them
+    at its next forward in any case)."""
+    for b in model.buffers():
+        dist.broadcast(b, src=0)
+    mine = list(range(rank, len(items), world))
+    part = score_valid_items(model, [items[i] for i in mine], objective, device)
+    parts = [None] * world if rank == 0 else None
+    dist.gather_object(list(zip(mine, part)), parts, dst=0)
+    if rank != 0:
+        return None
+    return summarise_validation(
+        [rec for _, rec in sorted((r for p in parts for r in p), key=lambda r: r[0])]
+    )
+
+
+def score_valid_items(model, items: list[ValidItem], objective: TrainingObjective, device):
+    """Each item's (loss, measures or None where a measure failed), in the items' order."""
     model.eval()
-    rows, losses, failed = [], [], 0
-    for it in items:
-        x = torch.from_numpy(it.noisy)[None, None].to(device)
-        c = torch.from_numpy(it.clean)[None, None].to(device)
-        y = model(x)
-        losses.append(objective.valid_loss(y, x, c))
-        y = y[0, 0].float().cpu().numpy()
-        try:
-            sdr = si_sdr(it.clean, y)
-            row = {
-                "group": it.group,
-                "pesq": pesq_wb(it.clean, y),
-                "stoi": stoi(it.clean, y),
-                "si_sdr": sdr,
-                "si_sdri": sdr - si_sdr(it.clean, it.noisy),
-                "gain": ls_gain(it.clean, y),
-            }
-        except MetricError:
-            failed += 1
-            continue
-        rows.append(row)
+    records = []
+    with torch.no_grad():
+        for it in items:
+            x = torch.from_numpy(it.noisy)[None, None].to(device)
+            c = torch.from_numpy(it.clean)[None, None].to(device)
+            y = model(x)
+            loss = objective.valid_loss(y, x, c)
+            y = y[0, 0].float().cpu().numpy()
+            try:
+                sdr = si_sdr(it.clean, y)
+                row = {
+                    "group": it.group,
+                    "pesq": pesq_wb(it.clean, y),
+                    "stoi": stoi(it.clean, y),
+                    "si_sdr": sdr,
+                    "si_sdri": sdr - si_sdr(it.clean, it.noisy),
+                    "gain": ls_gain(it.clean, y),
+                }
+            except MetricError:
+                row = None
+            records.append((loss, row))
+    return records
+
+
+def summarise_validation(records) -> dict:
+    """`validate`'s summary of `score_valid_items` records."""
+    losses = [loss for loss, _ in records]
+    rows = [row for _, row in records if row is not None]
 
     def means(rs, prefix=""):
         return {
@@ -211,7 +248,7 @@ def validate(model, items: list[ValidItem], objective: TrainingObjective, device
         for g in groups:
             out.update(means([r for r in rows if r["group"] == g], f"{g}_"))
     out["loss"] = float(np.mean(losses)) if losses else float("nan")
-    out["failed"] = failed
+    out["failed"] = len(records) - len(rows)
     return out
 
 
@@ -394,7 +431,8 @@ class Trainer:
                 f"({type(self.student).__name__}) has no identity initialisation"
             )
         self.train_set = build_train_set(cfg.data, cfg.seed)
-        self.valid_items = build_valid_set(cfg.data, cfg.seed) if self.rank == 0 else []
+        # every process holds the validation set: each scores its share of it (validate_sharded)
+        self.valid_items = build_valid_set(cfg.data, cfg.seed)
         self.per_epoch = len(self.train_set) // tc.batch_size
         if self.per_epoch == 0:
             raise ValueError(
@@ -556,8 +594,14 @@ class Trainer:
     # ------------------------------------------------------- validate and checkpoint
     def validate_and_checkpoint(self) -> None:
         score = None
-        if self.rank == 0 and self.valid_items:
+        v = None
+        if self.valid_items and self.world > 1:
+            v = validate_sharded(
+                self.student, self.valid_items, self.objective, self.dev, self.rank, self.world
+            )
+        elif self.valid_items:
             v = validate(self.student, self.valid_items, self.objective, self.dev)
+        if v is not None:
             self.log({"kind": "valid", "step": self.step, **v})
             if v["gain_median"] <= 0:
                 warnings.warn(

@@ -193,7 +193,7 @@ def test_two_gloo_processes_match_single_process_accumulation(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text(
         f'base = "{SMOKE / "student_baseline.toml"}"\n'
-        "[train]\nbatch_size = 4\nepochs = 1\nvalid_every = 0\n"
+        "[train]\nbatch_size = 4\nepochs = 1\nvalid_every = 2\n"
     )
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     subprocess.run(
@@ -234,12 +234,79 @@ def test_two_gloo_processes_match_single_process_accumulation(tmp_path):
     )
     a, b = _params(tmp_path / "ddp" / "last.pt"), _params(tmp_path / "single" / "last.pt")
     assert load_checkpoint(tmp_path / "ddp" / "last.pt")["step"] == 4
+    # validation, shared out over the two processes, ran at steps 2 and 4 and scored every file
+    valid = [r for r in read_metrics(tmp_path / "ddp") if r["kind"] == "valid"]
+    assert [r["step"] for r in valid] == [2, 4]
+    assert all(r["failed"] == 0 and np.isfinite(r["pesq"]) for r in valid)
     for k in a:
         torch.testing.assert_close(a[k], b[k], atol=1e-5, rtol=1e-4, msg=k)
     # and the processes really trained: weights moved from the seeded initialisation
     torch.manual_seed(0)
     init = build("tiny_student").state_dict()
     assert any(not torch.allclose(init[k], a[k]) for k in a)
+
+
+_SHARDED_VALIDATION = """
+import json, sys
+import torch
+import torch.distributed as dist
+from sekd.config import load_config
+from sekd.data import build_valid_set
+from sekd.models import build
+from sekd.train import TrainingObjective, validate_sharded
+
+dist.init_process_group("gloo")
+rank, world = dist.get_rank(), dist.get_world_size()
+cfg = load_config(sys.argv[1])
+items = build_valid_set(cfg.data, cfg.seed)
+torch.manual_seed(0)
+model = build(cfg.model.preset)
+torch.manual_seed(100 + rank)  # BatchNorm statistics of each process's own batch
+model.train()(torch.randn(2, 1, 4000))
+if rank == 0:
+    torch.save(model.state_dict(), sys.argv[2] + "/rank0.pt")
+objective = TrainingObjective(cfg, model, torch.device("cpu"))
+v = validate_sharded(model, items, objective, torch.device("cpu"), rank, world)
+assert (v is None) == (rank != 0)
+if rank == 0:
+    json.dump({"valid": v, "items": len(items)}, open(sys.argv[2] + "/valid.json", "w"))
+dist.destroy_process_group()
+"""
+
+
+def test_validation_shared_over_processes_equals_one_process(tmp_path):
+    """Under torchrun each process scores its share of the validation files; process 0's
+    summary is the one-process validation of its own weights and BatchNorm statistics, though
+    the other process's statistics differ."""
+    from sekd.data import build_valid_set
+    from sekd.train import validate
+
+    script = tmp_path / "v.py"
+    script.write_text(_SHARDED_VALIDATION)
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'base = "{SMOKE / "student_baseline.toml"}"\n[data]\nvalid_utterances = 5\n')
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node",
+         "2", str(script), str(cfg), str(tmp_path)],
+        check=True, env=env, capture_output=True,
+    )  # fmt: skip
+    got = json.loads((tmp_path / "valid.json").read_text())
+    c = load_config(cfg)
+    items = build_valid_set(c.data, c.seed)
+    assert got["items"] == len(items) == 5  # 2 processes, one with more files than the other
+    torch.manual_seed(0)
+    model = build(c.model.preset)
+    model.load_state_dict(torch.load(tmp_path / "rank0.pt", weights_only=True))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each process ran
+    try:
+        want = validate(model, items, TrainingObjective(c, model, torch.device("cpu")), "cpu")
+    finally:
+        torch.set_num_threads(threads)
+    # the same files' scores: equal up to the last bits of the float arithmetic
+    assert got["valid"] == pytest.approx(json.loads(json.dumps(want)), rel=1e-12, abs=1e-12)
+    assert set(want) >= {"pesq", "stoi", "si_sdri", "gain", "gain_median", "loss", "failed"}
 
 
 def test_routed_mvat_uses_each_bands_manner_teacher(tmp_path):
