@@ -166,7 +166,6 @@ class TrainingObjective:
 VALID_MEASURES = ("pesq", "stoi", "si_sdr", "si_sdri", "gain")
 
 
-@torch.no_grad()
 def validate(model, items: list[ValidItem], objective: TrainingObjective, device) -> dict:
     """Whole-utterance validation at batch 1.
 
@@ -179,7 +178,6 @@ def validate(model, items: list[ValidItem], objective: TrainingObjective, device
     return summarise_validation(score_valid_items(model, items, objective, device))
 
 
-@torch.no_grad()
 def validate_sharded(
     model, items: list[ValidItem], objective: TrainingObjective, device, rank: int, world: int
 ) -> dict | None:
@@ -203,30 +201,30 @@ def validate_sharded(
     )
 
 
+@torch.no_grad()
 def score_valid_items(model, items: list[ValidItem], objective: TrainingObjective, device):
     """Each item's (loss, measures or None where a measure failed), in the items' order."""
     model.eval()
     records = []
-    with torch.no_grad():
-        for it in items:
-            x = torch.from_numpy(it.noisy)[None, None].to(device)
-            c = torch.from_numpy(it.clean)[None, None].to(device)
-            y = model(x)
-            loss = objective.valid_loss(y, x, c)
-            y = y[0, 0].float().cpu().numpy()
-            try:
-                sdr = si_sdr(it.clean, y)
-                row = {
-                    "group": it.group,
-                    "pesq": pesq_wb(it.clean, y),
-                    "stoi": stoi(it.clean, y),
-                    "si_sdr": sdr,
-                    "si_sdri": sdr - si_sdr(it.clean, it.noisy),
-                    "gain": ls_gain(it.clean, y),
-                }
-            except MetricError:
-                row = None
-            records.append((loss, row))
+    for it in items:
+        x = torch.from_numpy(it.noisy)[None, None].to(device)
+        c = torch.from_numpy(it.clean)[None, None].to(device)
+        y = model(x)
+        loss = objective.valid_loss(y, x, c)
+        y = y[0, 0].float().cpu().numpy()
+        try:
+            sdr = si_sdr(it.clean, y)
+            row = {
+                "group": it.group,
+                "pesq": pesq_wb(it.clean, y),
+                "stoi": stoi(it.clean, y),
+                "si_sdr": sdr,
+                "si_sdri": sdr - si_sdr(it.clean, it.noisy),
+                "gain": ls_gain(it.clean, y),
+            }
+        except MetricError:
+            row = None
+        records.append((loss, row))
     return records
 
 
@@ -593,14 +591,13 @@ class Trainer:
 
     # ------------------------------------------------------- validate and checkpoint
     def validate_and_checkpoint(self) -> None:
-        score = None
-        v = None
-        if self.valid_items and self.world > 1:
-            v = validate_sharded(
-                self.student, self.valid_items, self.objective, self.dev, self.rank, self.world
-            )
-        elif self.valid_items:
-            v = validate(self.student, self.valid_items, self.objective, self.dev)
+        score = v = None
+        if self.valid_items:  # every process validates; v is None on all but process 0
+            args = (self.student, self.valid_items, self.objective, self.dev)
+            if self.world > 1:
+                v = validate_sharded(*args, self.rank, self.world)
+            else:
+                v = validate(*args)
         if v is not None:
             self.log({"kind": "valid", "step": self.step, **v})
             if v["gain_median"] <= 0:
