@@ -125,41 +125,66 @@ def effect_lines(effects: list[dict]) -> list[str]:
     return lines
 
 
+def _band_line(b: dict) -> str:
+    """A band teacher against the noisy input on its band's files (`snr._band_row`)."""
+    if not b["files"]:
+        return f"- {b['teacher']}: no test files in its band"
+    return (
+        f"- {b['teacher']} ({', '.join(f'{s:+g}' for s in b['snrs'])} dB, "
+        f"{b['files']} files): PESQ {_sfmt(b['pesq_diff'], 3)} "
+        f"[{_sfmt(b['pesq_ci_low'], 3)}, {_sfmt(b['pesq_ci_high'], 3)}], "
+        f"SI-SDRi {_sfmt(b['si_sdri_diff'], 2)} dB "
+        f"[{_sfmt(b['si_sdri_ci_low'], 2)}, {_sfmt(b['si_sdri_ci_high'], 2)}]"
+        + (
+            f" (seen noises {_sfmt(b['si_sdri_diff_seen'], 2)}, unseen "
+            f"{_sfmt(b['si_sdri_diff_unseen'], 2)})"
+            if "si_sdri_diff_unseen" in b
+            else ""
+        )
+        + (": beats the noisy input" if b["holds"] else ": **does not beat the noisy input**")
+    )
+
+
 def snr_block(profile: str, res) -> list[str]:
     """The SNR teachers-student study: band preconditions, noisy / S1 / S2, S2 - S1."""
     t3, eff = _load(res / "snr_table3.json"), _load(res / "snr_effect.json")
     if t3 is None or eff is None:
         return []
     keys = [k for k in QUALITY if any(k in r for r in t3)]
-    lines = ["", "**SNR-based teachers-student** (U-Net `waveunet_cpu`; four band teachers, S1"]
-    lines.append("without and S2 with SNR-routed teachers).")
+    lines = ["", "**SNR-based teachers-student** (U-Net students `waveunet_cpu`; four band"]
+    lines.append("teachers, named below; S1 without and S2 with SNR-routed teachers).")
     bands = _load(res / "snr_preconditions.json")
     if bands is not None:
         lines += ["", f"Band teachers against the noisy input on their band's test files "
                   f"(`results/{profile}/snr_preconditions.json`, cluster bootstrap over "
                   "utterances):", ""]  # fmt: skip
-        for b in bands:
-            if not b["files"]:
-                lines.append(f"- {b['teacher']}: no test files in its band")
-                continue
-            lines.append(
-                f"- {b['teacher']} ({', '.join(f'{s:+g}' for s in b['snrs'])} dB, "
-                f"{b['files']} files): PESQ {_sfmt(b['pesq_diff'], 3)} "
-                f"[{_sfmt(b['pesq_ci_low'], 3)}, {_sfmt(b['pesq_ci_high'], 3)}], "
-                f"SI-SDRi {_sfmt(b['si_sdri_diff'], 2)} dB "
-                f"[{_sfmt(b['si_sdri_ci_low'], 2)}, {_sfmt(b['si_sdri_ci_high'], 2)}]"
-                + (
-                    f" (seen noises {_sfmt(b['si_sdri_diff_seen'], 2)}, unseen "
-                    f"{_sfmt(b['si_sdri_diff_unseen'], 2)})"
-                    if "si_sdri_diff_unseen" in b
-                    else ""
-                )
-                + (
-                    ": beats the noisy input"
-                    if b["holds"]
-                    else ": **does not beat the noisy input**"
-                )
-            )
+        lines += [_band_line(b) for b in bands]
+    search = _load(res / "snr_band_search.json")
+    if bands is not None and search:
+        tried = []
+        for i, b in enumerate(bands):
+            mine = [c for c in search if c["band"] == i]
+            held = [c["model"] for c in mine if c["holds"]]
+            if mine:
+                tried.append(f"{b['teacher']}'s band {len(mine)}, of which {len(held)} held"
+                             + (f" ({', '.join(held)})" if held else ""))  # fmt: skip
+        lines += [
+            "",
+            "Weights band-checked on these test files while the teachers were chosen "
+            f"(`results/{profile}/snr_band_search.json`): {'; '.join(tried)}. A teacher kept "
+            "because it passed among several candidates scored on the same files owes part of "
+            "its pass to that choice; the confirmation grid below does not.",
+        ]
+    confirmed = _load(res / "snr_band_confirmation.json")
+    if confirmed is not None:
+        lines += [
+            "",
+            "Band teachers on the confirmation grid (the test grid built again from corpus test "
+            "speech it does not use, other noise segments; no candidate was scored on it; "
+            f"`results/{profile}/snr_band_confirmation.json`):",
+            "",
+        ]
+        lines += [_band_line(b) for b in confirmed]
     lines += ["", f"Test grid, `results/{profile}/snr_table3.json`:", ""]
     lines += header(("model", "seeds"), keys, ("files", "failed"))
     for r in t3:

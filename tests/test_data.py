@@ -268,6 +268,22 @@ def test_premixed_set_is_deterministic_and_reused(tmp_path, corpus):
     assert (a / "manifest.csv").stat().st_mtime_ns == mtime
 
 
+def test_premixed_set_leaves_out_excluded_speech(tmp_path, corpus):
+    base = PremixSpec(utterances=3, noise_types=("babble",), snrs=(0.0,))
+    # a spec that excludes nothing keeps the folder name sets had before the field existed
+    assert PremixSpec().key() == "99028b81ef"
+    first = PremixedTestSet(build_premixed(tmp_path, base, corpus))
+    used = sorted({r["speech"] for r in first.rows})
+    assert len(used) == 3
+    other = PremixSpec(
+        utterances=3, noise_types=("babble",), snrs=(0.0,), exclude_speech=tuple(used)
+    )
+    assert other.key() != base.key()
+    second = PremixedTestSet(build_premixed(tmp_path, other, corpus))
+    assert len({r["speech"] for r in second.rows}) == 3
+    assert not {r["speech"] for r in second.rows} & set(used)
+
+
 def test_collate_pads_and_returns_lengths():
     items = [
         {

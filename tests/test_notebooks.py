@@ -873,3 +873,57 @@ def test_band_pesq_nb_raw_scores_the_input_and_each_model_per_file_and_per_snr(
     assert same["all"]["pairs"] == 6 and same["all"]["diff"] == pytest.approx(0.0, abs=1e-9)
     assert set(same) >= {"all", "-20 dB", "-15 dB"} and same["-20 dB"]["pairs"] == 3
     assert abs(rows[1]["all"]["diff"]) < 0.05  # half the level: nearly the input's score
+
+
+def test_band_search_counts_each_weights_scored_on_a_band_once(monkeypatch, tmp_path):
+    import json
+    import types
+
+    from sekd.study import snr
+
+    def row(model, fp, band=0, holds=False):
+        return {"model": model, "fingerprint": fp, "band": band, "holds": holds,
+                "pesq_diff": 0.1, "pesq_ci_low": 0.01 if holds else -0.01,
+                "si_sdri_diff": 1.0, "si_sdri_ci_low": 0.5}  # fmt: skip
+
+    diag = tmp_path / "diagnostics"
+    diag.mkdir()
+    (diag / "a_first.json").write_text(json.dumps([row("t1", "f1"), row("t1_last", "f2")]))
+    # the same weights under another label, a pass, another band's candidate, an oracle row
+    (diag / "b_again.json").write_text(
+        json.dumps([row("t1_again", "f1"), row("wide", "f3", holds=True), row("t2", "f4", 1)])
+    )
+    (diag / "c_oracle.json").write_text(json.dumps([{"model": "oracle_irm", "band": 0,
+                                                     "holds": True}]))  # fmt: skip
+    (diag / "d_other.json").write_text(json.dumps({"rows": [], "files": {}}))
+    monkeypatch.setattr(snr, "paths", lambda profile: types.SimpleNamespace(results=tmp_path))
+
+    out = snr.band_search("x", 0)
+    assert out["weights"] == 3 and out["held"] == ["wide"]
+    assert [(c["model"], c["file"]) for c in out["candidates"]] == [
+        ("t1", "a_first.json"), ("t1_last", "a_first.json"), ("wide", "b_again.json")]  # fmt: skip
+    assert snr.band_search("x", 1)["weights"] == 1
+    assert snr.band_search("x", 2) == {"band": 2, "weights": 0, "held": [], "candidates": []}
+
+
+def test_confirmation_grid_is_the_test_grid_on_other_speech():
+    import csv
+
+    from sekd.study.snr import snr_test_set
+
+    grid, grid_extra = snr_test_set("smoke")
+    conf, conf_extra = snr_test_set("smoke", confirmation=True)
+    assert len(conf) == len(grid)
+    utterances = {e["utterance"] for e in grid_extra.values()}
+    assert not utterances & {e["utterance"] for e in conf_extra.values()}
+    for key in ("snr", "noise_type", "seen"):
+        assert sorted(str(e[key]) for e in conf_extra.values()) == sorted(
+            str(e[key]) for e in grid_extra.values()
+        )
+    folder = conf[0][1].parent.parent
+    assert folder != grid[0][1].parent.parent  # another folder under cache/
+    # the grid's speech is left out by name, not only unlikely to be drawn again
+    grid_speech = {
+        r["speech"] for r in csv.DictReader(open(grid[0][1].parent.parent / "manifest.csv"))
+    }
+    assert set(json.loads((folder / "spec.json").read_text())["exclude_speech"]) == grid_speech

@@ -124,3 +124,24 @@ def test_results_block_has_the_snr_study_when_its_files_exist(tmp_path):
     text = results_block("cpu", root=tmp_path)
     assert "snr_s1 at -20 dB (gain 0.15), +20 dB (gain 0.94)" in text
     assert "snr_s2 at" not in text  # its interval straddles 0
+    assert "snr_band_search" not in text and "confirmation grid" not in text
+    _write(
+        res / "snr_band_search.json",
+        [{"band": 0, "model": "t1_a", "holds": False}, {"band": 0, "model": "t1_b", "holds": True},
+         {"band": 0, "model": "t1_c", "holds": False}, {"band": 1, "model": "t2", "holds": True}],
+    )  # fmt: skip
+    _write(
+        res / "snr_band_confirmation.json",
+        [{"teacher": "snr_teacher1", "snrs": [-20.0, -15.0], "files": 160, "pesq_diff": 0.02,
+          "pesq_ci_low": 0.005, "pesq_ci_high": 0.04, "si_sdri_diff": 3.0,
+          "si_sdri_ci_low": 2.0, "si_sdri_ci_high": 4.0, "holds": True}],
+    )  # fmt: skip
+    text = results_block("cpu", root=tmp_path)
+    # band 1 of the preconditions is snr_teacher1's; band 2 has no precondition row here
+    assert (
+        "(`results/cpu/snr_band_search.json`): snr_teacher1's band 3, of which 1 held (t1_b)."
+        in text
+    )
+    confirmation = text[text.index("confirmation grid (") :]
+    assert "- snr_teacher1 (-20, -15 dB, 160 files): PESQ +0.020 [+0.005, +0.040]" in confirmation
+    assert confirmation.index("beats the noisy input") < confirmation.index("Test grid")

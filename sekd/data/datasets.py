@@ -276,11 +276,15 @@ class PremixSpec:
     snrs: tuple[float, ...] = (-5.0, 0.0, 5.0, 10.0)
     seed: int = 1234
     max_seconds: float = 6.0
+    # speech files (corpus-relative paths) never drawn: a set disjoint from another set's speech
+    exclude_speech: tuple[str, ...] = ()
     extra: dict = field(default_factory=dict, hash=False, compare=False)
 
     def key(self) -> str:
         d = asdict(self)
         d.pop("extra")
+        if not d["exclude_speech"]:  # the sets built before the field keep their folders
+            d.pop("exclude_speech")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -296,6 +300,8 @@ def build_premixed(out_root, spec: PremixSpec = PremixSpec(), corpus: Corpus | N
         return out
     rng = np.random.default_rng(spec.seed)
     speech = corpus.select(kind="speech", dataset=spec.speech_datasets, split=spec.speech_split)
+    excluded = set(spec.exclude_speech)
+    speech = [s for s in speech if str(s.path.relative_to(corpus.root)) not in excluded]
     pick = sorted(rng.choice(len(speech), size=min(spec.utterances, len(speech)), replace=False))
     speech = [speech[i] for i in pick]
     noises = corpus.select(

@@ -44,10 +44,11 @@ def premix_spec(cfg: RunConfig) -> PremixSpec:
     )
 
 
-def premix_set(cfg: RunConfig) -> PremixedTestSet:
-    """The fixed pre-mixed test set of a config's [eval] section (built once, under cache/)."""
+def premix_set(cfg: RunConfig, spec: PremixSpec | None = None) -> PremixedTestSet:
+    """The fixed pre-mixed test set of a config's [eval] section, or of `spec` (built once,
+    under cache/)."""
     with locked(REPO_ROOT / "cache" / "premix"):
-        return PremixedTestSet(build_premixed(REPO_ROOT / "cache", premix_spec(cfg)))
+        return PremixedTestSet(build_premixed(REPO_ROOT / "cache", spec or premix_spec(cfg)))
 
 
 def premix_pairs(ts: PremixedTestSet) -> list[tuple[str, Path, Path]]:

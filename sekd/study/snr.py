@@ -4,6 +4,8 @@ teachers) with seeds, scored on the pre-mixed test grid; the teachers' precondit
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,15 @@ from ..results import dumps
 from ..routing import snr_band
 from .mvat import enhances
 from .runs import ensure_run, load_run_model, paths, run_config
-from .scoring import evaluate, fingerprint, premix_pairs, premix_set, utterance_of, voicebank_pairs
+from .scoring import (
+    evaluate,
+    fingerprint,
+    premix_pairs,
+    premix_set,
+    premix_spec,
+    utterance_of,
+    voicebank_pairs,
+)
 from .stats import cluster_bootstrap_ci, direction
 
 # the band teachers' roles (keys of snr_study's results, T1..T4 in the tables); which run fills
@@ -30,11 +40,18 @@ def _seeded(name: str, seed) -> str:
     return name if seed is None else f"{name}_seed{seed}"
 
 
-def snr_test_set(profile: str):
+def snr_test_set(profile: str, confirmation: bool = False):
     """(pairs, extra): the test grid's (name, noisy, clean) and each file's snr / noise_type /
-    seen / utterance columns."""
+    seen / utterance columns. `confirmation`: the confirmation grid instead, built as the test
+    grid is (the same noises, SNRs, number of utterances and length) from corpus test speech
+    the test grid does not use, mixed with the next seed (other noise segments): files that no
+    candidate teacher was ever scored on while the band teachers were chosen."""
     cfg = run_config(profile, "snr_s2")
     ts = premix_set(cfg)
+    if confirmation:
+        used = tuple(sorted({r["speech"] for r in ts.rows}))
+        spec = replace(premix_spec(cfg), seed=cfg.eval.seed + 1, exclude_speech=used)
+        ts = premix_set(cfg, spec)
     unseen = set(cfg.eval.unseen_noises)
     extra = {
         r["name"]: {
@@ -178,6 +195,50 @@ def band_check(profile: str, band: int, models: dict, name: str) -> list[dict]:
                               fingerprint=fingerprint(model), band=band))  # fmt: skip
     (paths(profile).results / "diagnostics" / f"{name}.json").write_text(dumps(rows))
     return rows
+
+
+def band_confirmation(profile: str) -> list[dict]:
+    """Each band's teacher (`band_teacher_runs`) against the noisy input on the confirmation
+    grid's files of its band (`snr_test_set(confirmation=True)`), as `band_preconditions` does
+    on the test grid: a check on speech and noise segments that played no part in choosing
+    the teachers. Scores under results/<profile>/snr_confirmation/."""
+    pairs, extra = snr_test_set(profile, confirmation=True)
+    noisy = _files(evaluate(profile, "noisy", Identity(), pairs, "snr_confirmation", False,
+                            extra=extra))  # fmt: skip
+    rows = []
+    for band, name in enumerate(band_teacher_runs(profile)):
+        mine = band_pairs(profile, pairs, extra, band)
+        model = load_run_model(profile, name)
+        scored = evaluate(profile, name, model, mine, "snr_confirmation", False, extra=extra)
+        rows.append(_band_row(noisy, _files(scored), teacher=name, band=band,
+                              fingerprint=fingerprint(model)))  # fmt: skip
+    return rows
+
+
+def band_search(profile: str, band: int) -> dict:
+    """What choosing a band's teacher cost in tests: every set of weights `band_check` scored on
+    the test grid's files of `band` (the rows of results/<profile>/diagnostics/*.json, one per
+    distinct weights `fingerprint`, the first file that scored them named), and which held
+    the precondition there. The more candidates were scored on the same files, the more a
+    pass among them owes to chance: `band_confirmation` is the check that does not."""
+    diag = paths(profile).results / "diagnostics"
+    seen: dict[str, dict] = {}
+    for f in sorted(diag.glob("*.json")) if diag.is_dir() else []:
+        rows = json.loads(f.read_text())
+        if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
+            continue
+        for r in rows:
+            if r.get("band") != band or "fingerprint" not in r or "holds" not in r:
+                continue  # another band, an oracle or another kind of diagnostic
+            seen.setdefault(r["fingerprint"], {
+                "model": r["model"], "fingerprint": r["fingerprint"], "file": f.name,
+                "pesq_diff": r["pesq_diff"], "pesq_ci_low": r["pesq_ci_low"],
+                "si_sdri_diff": r["si_sdri_diff"], "si_sdri_ci_low": r["si_sdri_ci_low"],
+                "holds": r["holds"],
+            })  # fmt: skip
+    weights = list(seen.values())
+    return {"band": band, "weights": len(weights),
+            "held": [w["model"] for w in weights if w["holds"]], "candidates": weights}  # fmt: skip
 
 
 def oracle_band_check(profile: str, band: int, name: str) -> dict:
