@@ -904,6 +904,9 @@ def test_band_search_counts_each_weights_scored_on_a_band_once(monkeypatch, tmp_
         ("t1", "a_first.json"), ("t1_last", "a_first.json"), ("wide", "b_again.json")]  # fmt: skip
     assert snr.band_search("x", 1)["weights"] == 1
     assert snr.band_search("x", 2) == {"band": 2, "weights": 0, "held": [], "candidates": []}
+    (diag / "e_broken.json").write_text('[{"model": ')  # cut off mid-write
+    with pytest.raises(ValueError, match="e_broken.json"):
+        snr.band_search("x", 0)
 
 
 def test_confirmation_grid_is_the_test_grid_on_other_speech():

@@ -224,7 +224,10 @@ def band_search(profile: str, band: int) -> dict:
     diag = paths(profile).results / "diagnostics"
     seen: dict[str, dict] = {}
     for f in sorted(diag.glob("*.json")) if diag.is_dir() else []:
-        rows = json.loads(f.read_text())
+        try:
+            rows = json.loads(f.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{f}: not a readable diagnostics file ({err})") from None
         if not (isinstance(rows, list) and all(isinstance(r, dict) for r in rows)):
             continue
         for r in rows:
