@@ -166,8 +166,11 @@ def snr_block(profile: str, res) -> list[str]:
             mine = [c for c in search if c["band"] == i]
             held = [c["model"] for c in mine if c["holds"]]
             if mine:
-                tried.append(f"{b['teacher']}'s band {len(mine)}, of which {len(held)} held"
-                             + (f" ({', '.join(held)})" if held else ""))  # fmt: skip
+                names = f" ({', '.join(held)})" if held else ""
+                tried.append(
+                    f"band {i + 1} (kept: {b['teacher']}), {len(mine)} weights, {len(held)} held"
+                    + names
+                )
         lines += [
             "",
             "Weights band-checked on these test files while the teachers were chosen "

@@ -139,8 +139,8 @@ def test_results_block_has_the_snr_study_when_its_files_exist(tmp_path):
     text = results_block("cpu", root=tmp_path)
     # band 1 of the preconditions is snr_teacher1's; band 2 has no precondition row here
     assert (
-        "(`results/cpu/snr_band_search.json`): snr_teacher1's band 3, of which 1 held (t1_b)."
-        in text
+        "(`results/cpu/snr_band_search.json`): band 1 (kept: snr_teacher1), 3 weights, "
+        "1 held (t1_b)." in text
     )
     confirmation = text[text.index("confirmation grid (") :]
     assert "- snr_teacher1 (-20, -15 dB, 160 files): PESQ +0.020 [+0.005, +0.040]" in confirmation
