@@ -282,6 +282,30 @@ def objective_shares(profile: str, rows=MVAT_ROWS, seeds=(None,)) -> list[dict]:
     return out
 
 
+def at_weight_for_share(
+    profile: str, row: str, share: float, seeds=(None, 1, 2), window: int = 200
+) -> dict:
+    """The eq. 4 weight beta_at at which a row's AT term would be `share` of its objective at
+    the first validation, from its training logs at beta_at = 1: each logged term (supervised,
+    at, kd) averaged over the rows logged in the `window` steps up to the first validation, over
+    `seeds`; then beta_at = share * (supervised + kd) / ((1 - share) * at). The runs trained
+    with it move the terms, so the share they reach is near `share`, not equal to it."""
+    if not 0.0 < share < 1.0:
+        raise ValueError(f"share must be in (0, 1), got {share}")
+    terms: dict[str, list[float]] = {"supervised": [], "at": [], "kd": []}
+    first_valid = None
+    for seed in seeds:
+        train, valid = curves(profile, f"student_{row}", seed)
+        first_valid = min(r["step"] for r in valid)
+        logged = [r for r in train if first_valid - window < r["step"] <= first_valid]
+        for k, values in terms.items():
+            values.extend(r.get(k, 0.0) for r in logged)
+    mean = {k: float(np.mean(v)) for k, v in terms.items()}
+    beta = share * (mean["supervised"] + mean["kd"]) / ((1 - share) * mean["at"])
+    return {"row": row, "share": share, "beta_at": beta, "first_valid_step": first_valid,
+            "window_steps": window, "seeds": list(seeds), **mean}  # fmt: skip
+
+
 def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)) -> list[dict]:
     """Per metric: the difference (method - baseline), paired by file and seed.
 
