@@ -39,7 +39,7 @@ def _enhance(args) -> int:
 
     device = pick_device(args.device)
     chunk_samples(args.chunk_seconds)  # argument errors before the model loads
-    plan_outputs(args.input, args.output, args.overwrite)
+    plan_outputs(args.input, args.output, args.overwrite, args.skip_existing)
     model = load_model(args.checkpoint)
     written, errors = enhance_files(
         model,
@@ -48,6 +48,7 @@ def _enhance(args) -> int:
         chunk_seconds=args.chunk_seconds,
         device=device,
         overwrite=args.overwrite,
+        skip_existing=args.skip_existing,
     )
     total = len(written) + len(errors)
     print(f"wrote {len(written)} of {total} file(s) to {args.output}; {len(errors)} failed")
@@ -59,10 +60,10 @@ def _import_manner(args) -> int:
 
     from .models import load_checkpoint, save_model
     from .models.official import convert_official
+    from .outputs import check_outputs
 
     out = Path(args.out)
-    if out.exists() and not args.overwrite:
-        raise FileExistsError(f"--out {out} exists; pass --overwrite to replace it")
+    check_outputs([out], args.overwrite, inputs=[args.checkpoint])
     model = convert_official(load_checkpoint(args.checkpoint), args.preset)
     save_model(
         model, out, preset=args.preset, source=f"official MANNER checkpoint {args.checkpoint}"
@@ -127,10 +128,17 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="process long files in chunks of S seconds (at least 2.52)",
     )
-    p.add_argument(
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
         "--overwrite",
         action="store_true",
         help="allow replacing existing files in --output, inputs included",
+    )
+    mode.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="enhance only the inputs whose output does not exist yet (finish an interrupted "
+        "run; every output is written whole or not at all)",
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     p.set_defaults(func=_enhance)
@@ -188,13 +196,21 @@ _EXTRA: list = [_evaluate_parser, _train_parser, _reproduce_parser]
 
 
 def main(argv=None) -> int:
+    from .outputs import exit_cleanly_on_sigterm
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    exit_cleanly_on_sigterm()
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        print(
+            f"sekd {args.command}: interrupted; files written so far are complete", file=sys.stderr
+        )
+        return 130
     except (KeyError, ValueError, OSError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"sekd {args.command}: error: {msg}", file=sys.stderr)

@@ -29,6 +29,15 @@ def _choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
 
 
+def _at_least(section, minimum, *keys) -> None:
+    """Each `section.key` must be >= minimum (the error names the key and the value)."""
+    name = type(section).__name__.removesuffix("Config").lower()
+    for key in keys:
+        value = getattr(section, key)
+        if value < minimum:
+            raise ValueError(f"{name}.{key} must be >= {minimum}; got {value!r}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
     source: str = "corpus"  # corpus | paired | voicebank
@@ -53,6 +62,11 @@ class DataConfig:
 
     def __post_init__(self):
         _choice("data.source", self.source, ("corpus", "paired", "voicebank"))
+        _at_least(self, 2, "segment")  # the model normalises by the segment's std
+        _at_least(self, 1, "hop", "examples_per_epoch")
+        _at_least(self, 0, "valid_utterances")
+        if not self.valid_seconds > 0:
+            raise ValueError(f"data.valid_seconds must be > 0; got {self.valid_seconds!r}")
         if self.snr_range and len(self.snr_range) != 2:
             raise ValueError(f"data.snr_range must be [low, high], got {list(self.snr_range)}")
 
@@ -109,6 +123,11 @@ class OptimConfig:
 
     def __post_init__(self):
         _choice("optim.schedule", self.schedule, ("onecycle", "plateau", "constant"))
+        if not self.lr > 0:
+            raise ValueError(f"optim.lr must be > 0; got {self.lr!r}")
+        if not 0 < self.pct_start < 1:
+            raise ValueError(f"optim.pct_start must be between 0 and 1; got {self.pct_start!r}")
+        _at_least(self, 0, "plateau_patience", "grad_clip")
 
 
 @dataclass(frozen=True)
@@ -127,9 +146,9 @@ class TrainConfig:
 
     def __post_init__(self):
         _choice("train.valid_metric", self.valid_metric, ("pesq", "loss"))
-        if self.batch_size < 1 or self.epochs < 1:
-            raise ValueError("train.batch_size and train.epochs must be >= 1")
-        if self.accumulate < 1 or self.batch_size % self.accumulate:
+        _at_least(self, 1, "batch_size", "epochs", "log_every", "accumulate")
+        _at_least(self, 0, "max_steps", "valid_every", "num_workers", "checkpoint_every")
+        if self.batch_size % self.accumulate:
             raise ValueError(
                 f"train.accumulate ({self.accumulate}) must divide "
                 f"train.batch_size ({self.batch_size})"
@@ -301,7 +320,14 @@ def _paths_relative_to(raw: dict, folder: Path, profile: str) -> dict:
     return raw
 
 
-def _read(path: Path, profile_dir: Path) -> dict:
+def _read(path: Path, profile_dir: Path, chain: tuple = ()) -> dict:
+    """A config file's values merged over its `base` chain; `chain` holds the files that
+    named this one as their base, so a file that is its own base, directly or not, is an
+    error naming the cycle."""
+    if path.resolve() in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, path.resolve()))
+        raise ValueError(f"config base cycle: {cycle}")
+    chain = (*chain, path.resolve())
     try:
         raw = tomllib.loads(path.read_text())
     except FileNotFoundError:
@@ -322,7 +348,7 @@ def _read(path: Path, profile_dir: Path) -> dict:
             target, base_profile = near, profile_dir
         else:
             target, base_profile = locate(profile_dir / base)
-        raw = _merge(_read(target.resolve(), base_profile), raw)
+        raw = _merge(_read(target.resolve(), base_profile, chain), raw)
     return raw
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .data.datasets import match_pairs
 from .metrics import MEASURE, METRICS, evaluate_pairs
+from .outputs import check_outputs, check_writable
 from .results import write_results
 
 
@@ -29,18 +30,30 @@ def format_summary(summary: dict) -> str:
     return f"{head}\n{vals}\n{note}"
 
 
+def check_result_paths(args, pairs) -> None:
+    """--json / --csv checked before any scoring: neither an input of this command, nor a
+    folder or a link, nor the other one, nor (without --overwrite) an existing file; and their
+    folders writable."""
+    outputs = [Path(p) for p in (args.json, args.csv) if p]
+    inputs = [f for pair in pairs for f in pair[1:]]
+    check_outputs(outputs, args.overwrite, inputs=inputs)
+    for out in outputs:
+        check_writable(out.parent)
+
+
 def run(args) -> int:
     pairs = pair_by_name(args.clean, args.enhanced)
     if args.noisy:  # the inputs, for the SI-SDR improvement
         matched = match_pairs(args.noisy, args.clean, labels=("--noisy", "--clean"))
         noisy = {c.stem: n for n, c in matched}
         pairs = [(name, c, e, noisy[name]) for name, c, e in pairs]
+    check_result_paths(args, pairs)
     rows, summary = evaluate_pairs(pairs, workers=args.workers)
     print(format_summary(summary))
     for r in rows:
         if r["error"]:
             print(f"  failed: {r['name']}: {r['error']}", file=sys.stderr)
-    write_results(rows, summary, args.json, args.csv)
+    write_results(rows, summary, args.json, args.csv, overwrite=args.overwrite)
     return 1 if summary["failed"] else 0
 
 
@@ -59,4 +72,7 @@ def add_parser(sub) -> None:
         "--json", default=None, help="write per-file results and means as strict JSON (no NaN)"
     )
     p.add_argument("--csv", default=None, help="write per-file results as CSV")
+    p.add_argument(
+        "--overwrite", action="store_true", help="allow --json / --csv to replace existing files"
+    )
     p.set_defaults(func=run)

@@ -12,6 +12,7 @@ import json
 
 from .data.corpus import REPO_ROOT
 from .metrics import MEASURE, QUALITY
+from .outputs import write_text
 from .study.paper import SNR_PAPER_CLAIM
 from .study.stats import direction, verdict
 
@@ -296,7 +297,7 @@ def main() -> None:
         raise SystemExit(f"README.md lacks the markers {START} ... {END}")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{results_block(args.profile)}\n{END}{tail}")
+    write_text(readme, f"{head}{START}\n{results_block(args.profile)}\n{END}{tail}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import platform
@@ -10,6 +11,7 @@ import time
 from pathlib import Path
 
 from .data.corpus import REPO_ROOT
+from .outputs import check_outputs, write_text
 from .study import check_profile
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
@@ -39,20 +41,60 @@ def export_html(executed: Path) -> Path:
 
     body, _ = HTMLExporter().from_notebook_node(nbformat.read(executed, as_version=4))
     html = executed.with_suffix(".html")
-    html.write_text(body)
+    write_text(html, body)
     return html
 
 
-def notebook_parameters(book: Path) -> list[str]:
-    """The names in a notebook's `parameters` cell."""
+def notebook_parameters(book: Path) -> dict[str, str]:
+    """{name: default, as written} of a notebook's `parameters` cell."""
     import papermill as pm
 
-    return list(pm.inspect_notebook(str(book)))
+    return {name: p["default"] for name, p in pm.inspect_notebook(str(book)).items()}
+
+
+def _literal(text: str):
+    """A value written as JSON (true, null, [null, 1]) or as Python (False, None, [None, 1])."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return ast.literal_eval(text)
+
+
+_KINDS = {bool: "true or false", int: "a whole number", float: "a number", list: "a list"}
+
+
+def _fits(value, kind) -> bool:
+    if kind is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+
+
+def parse_parameter(name: str, text: str, default: str):
+    """`--param name=text` read by the type of the parameter's declared default: a bool takes
+    true / false (any case), an int a whole number, a float a number, a list a list, a string
+    the text as it is; a parameter whose default is None takes any literal, or the text."""
+    try:
+        declared = _literal(default)
+    except (ValueError, SyntaxError):
+        declared = None
+    if isinstance(declared, str):
+        return text[1:-1] if len(text) > 1 and text[0] == text[-1] == '"' else text
+    if isinstance(declared, bool) and text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    try:
+        value = _literal(text)
+    except (ValueError, SyntaxError):
+        value = text
+    kind = next((k for k in _KINDS if isinstance(declared, k)), None)
+    if kind is not None and not _fits(value, kind):
+        raise ValueError(f"--param {name}={text}: {name} takes {_KINDS[kind]} (default {default})")
+    return value
 
 
 def check_parameters(books: list[Path], parameters: dict) -> dict[Path, dict]:
-    """Each notebook's share of `parameters` (the names its parameters cell declares); a name
-    no selected notebook declares is an error that lists the names they do declare."""
+    """Each notebook's share of `parameters` ({name: text}), each value read by the type of
+    its declared default (`parse_parameter`); a name no selected notebook declares is an error
+    that lists the names they do declare."""
     declared = {b: notebook_parameters(b) for b in books}
     known = sorted({n for names in declared.values() for n in names} - {"profile"})
     unknown = sorted(k for k in parameters if k == "profile" or k not in known)
@@ -61,7 +103,14 @@ def check_parameters(books: list[Path], parameters: dict) -> dict[Path, dict]:
             f"unknown notebook parameter(s) {unknown} (the profile is --profile); parameters of "
             f"the selected notebooks: {', '.join(known)}"
         )
-    return {b: {k: v for k, v in parameters.items() if k in declared[b]} for b in books}
+    return {
+        b: {
+            k: parse_parameter(k, v, declared[b][k])
+            for k, v in parameters.items()
+            if k in declared[b]
+        }
+        for b in books
+    }
 
 
 def record_times(path: Path, profile: str, times, parameters: dict | None) -> dict:
@@ -94,8 +143,7 @@ def record_times(path: Path, profile: str, times, parameters: dict | None) -> di
         "cpus": os.cpu_count(),
         "machine": platform.machine(),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(record, indent=1))
+    write_text(path, json.dumps(record, indent=1))
     return record
 
 
@@ -110,8 +158,9 @@ def reproduce(
 
     check_profile(profile)
     books = notebooks(only, notebook_dir)
-    shares = check_parameters(books, parameters or {})
     out = Path(out) if out else REPO_ROOT / "reports" / profile
+    check_outputs([out / b.name for b in books], True, books, protected_folders=[notebook_dir])
+    shares = check_parameters(books, parameters or {})
     out.mkdir(parents=True, exist_ok=True)
     times = []
     for book in books:
@@ -139,7 +188,10 @@ def reproduce(
         times.append((book.name, time.perf_counter() - t0))
     total = sum(t for _, t in times)
     record_times(
-        REPO_ROOT / "results" / profile / "reproduce_times.json", profile, times, parameters
+        REPO_ROOT / "results" / profile / "reproduce_times.json",
+        profile,
+        times,
+        {k: v for share in shares.values() for k, v in share.items()},
     )
     print(f"\nprofile {profile}: {len(times)} notebook(s) in {total / 60:.1f} min -> {out}")
     for name, t in times:
@@ -147,19 +199,15 @@ def reproduce(
     return 0
 
 
-def parse_params(items) -> dict:
-    """KEY=VALUE pairs; VALUE is read as JSON (true, 3, [0, 1], "x"), else kept as a string."""
-    import json
-
+def parse_params(items) -> dict[str, str]:
+    """KEY=VALUE pairs, the values as text: each is read by its parameter's type when the
+    notebooks are known (`check_parameters`)."""
     out = {}
     for item in items or []:
         if "=" not in item:
             raise ValueError(f"--param expects KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
+        out[key] = value
     return out
 
 

@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 from .metrics import METRICS
+from .outputs import atomic_path, write_text
 
 
 def _strict(x):
@@ -44,23 +45,23 @@ def load_results(path) -> dict:
     return res
 
 
-def write_results(rows: list[dict], summary: dict, json_path=None, csv_path=None) -> None:
-    """Per-file rows (every measure, `error`) and the summary, as JSON and/or CSV."""
+def write_results(
+    rows: list[dict], summary: dict, json_path=None, csv_path=None, overwrite: bool = True
+) -> None:
+    """Per-file rows (every measure, `error`) and the summary, as JSON and/or CSV (each
+    written atomically; `overwrite=False` refuses an existing file)."""
     if json_path:
-        Path(json_path).parent.mkdir(parents=True, exist_ok=True)
-        Path(json_path).write_text(dumps({"files": rows, **summary}))
+        write_text(json_path, dumps({"files": rows, **summary}), overwrite)
     if csv_path:
-        Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
         extra = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in METRICS]
         extra = [k for k in extra if k not in ("name", "error")]
-        _write_csv(csv_path, rows, ["name", *METRICS, *extra, "error"])
+        _write_csv(csv_path, rows, ["name", *METRICS, *extra, "error"], overwrite)
 
 
 def write_table(folder, name: str, rows: list[dict]) -> Path:
-    """<folder>/<name>.json and .csv of a table's rows; returns the JSON path."""
+    """<folder>/<name>.json and .csv of a table's rows (atomically); returns the JSON path."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(dumps(rows))
+    write_text(folder / f"{name}.json", dumps(rows))
     _write_csv(folder / f"{name}.csv", rows, list(dict.fromkeys(k for r in rows for k in r)))
     return folder / f"{name}.json"
 
@@ -70,8 +71,8 @@ def load_table(path) -> list[dict]:
     return [{k: (_nan(v) if k in METRICS else v) for k, v in r.items()} for r in rows]
 
 
-def _write_csv(path, rows, fields) -> None:
-    with open(path, "w", newline="") as fh:
+def _write_csv(path, rows, fields, overwrite: bool = True) -> None:
+    with atomic_path(path, overwrite) as tmp, open(tmp, "w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         w.writerows(_strict(rows))

@@ -57,6 +57,7 @@ from .models import (
     model_from_state,
     model_state,
 )
+from .outputs import atomic_path, write_text
 from .routing import RoutedTeachers
 
 RUN_FILES = ("metrics.jsonl", "config.json", "last.pt", "best.pt", "summary.json")
@@ -308,9 +309,8 @@ def _dist_info():
 
 # ---------------------------------------------------------------------------- checkpoints
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def _rng_state() -> dict:
@@ -361,6 +361,12 @@ def _check_folder(out: Path, resume: bool, overwrite: bool) -> None:
             f"{out} already holds a run ({', '.join(held)}); pass --resume to continue it or "
             "--overwrite to replace it (nothing was changed)"
         )
+    if held and resume and "last.pt" not in held:
+        raise FileNotFoundError(
+            f"{out} holds a run ({', '.join(held)}) but no last.pt to resume it from; pass "
+            "--overwrite to train it again from the start, or train into a new folder "
+            "(nothing was changed)"
+        )
 
 
 def _check_compatible(ck: dict, student, cfg: RunConfig, path: Path, total_steps: int) -> None:
@@ -383,11 +389,29 @@ def _check_compatible(ck: dict, student, cfg: RunConfig, path: Path, total_steps
 
 
 def _truncate_log(path: Path, step: int) -> None:
-    """Drop log lines written after the checkpoint a resumed run restarts from."""
-    if not path.exists():
-        return
-    keep = [ln for ln in path.read_text().splitlines() if ln and json.loads(ln)["step"] <= step]
-    path.write_text("".join(ln + "\n" for ln in keep))
+    """Drop log lines written after the checkpoint a resumed run restarts from (and a last
+    line cut off mid-write)."""
+    if path.exists():
+        keep = [r for r in _log_records(path) if r["step"] <= step]
+        write_text(path, "".join(json.dumps(r) + "\n" for r in keep))
+
+
+def _log_records(path: Path) -> list[dict]:
+    """The records of a metrics.jsonl. A last line that does not parse was cut off by a stop
+    mid-write and is dropped; any other line that does not parse is an error naming the file
+    and the line."""
+    lines = path.read_text().splitlines()
+    records = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            if number == len(lines):
+                break
+            raise ValueError(f"{path}, line {number}: not a JSON record ({line[:60]!r})") from None
+    return records
 
 
 def _all_finite(tensors) -> bool:
@@ -482,7 +506,7 @@ class Trainer:
         if self.rank == 0:
             _truncate_log(self.out / "metrics.jsonl", self.step)
             # the config in effect from here on (an extended run has a new length)
-            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
+            write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=1))
 
     def _start(self, overwrite: bool) -> None:
         if self.rank == 0:
@@ -491,7 +515,7 @@ class Trainer:
                 for name in RUN_FILES:
                     (self.out / name).unlink(missing_ok=True)
             (self.out / "metrics.jsonl").write_text("")
-            (self.out / "config.json").write_text(json.dumps(self.cfg.to_dict(), indent=1))
+            write_text(self.out / "config.json", json.dumps(self.cfg.to_dict(), indent=1))
         if self.cfg.model.init == "identity":
             r2 = init_identity(self.student, self.train_set, self.cfg, self.dev)
             self.log({"kind": "init", "step": 0, "identity_r2": r2})
@@ -704,7 +728,7 @@ class Trainer:
         if teachers:  # which weights it learned from: a student of a replaced teacher is stale
             summary["teachers"] = [fingerprint(t) for t in teachers]
         if self.rank == 0:
-            (self.out / "summary.json").write_text(json.dumps(summary, indent=1))
+            write_text(self.out / "summary.json", json.dumps(summary, indent=1))
         return summary
 
 
@@ -734,4 +758,4 @@ def load_trained(path):
 
 def read_metrics(run_dir) -> list[dict]:
     p = Path(run_dir) / "metrics.jsonl"
-    return [json.loads(ln) for ln in p.read_text().splitlines() if ln] if p.exists() else []
+    return _log_records(p) if p.exists() else []

@@ -1,4 +1,5 @@
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -45,7 +46,7 @@ def test_cli_takes_params():
     args = build_parser().parse_args(
         ["reproduce", "--profile", "smoke", "--param", "retrain=true", "--param", "seeds=[0]"]
     )
-    assert parse_params(args.param) == {"retrain": True, "seeds": [0]}
+    assert parse_params(args.param) == {"retrain": "true", "seeds": "[0]"}
 
 
 def test_unknown_profile_is_a_clear_error():
@@ -109,14 +110,59 @@ def test_record_times_keeps_other_notebooks_and_replaces_a_rerun(tmp_path, monke
 
 
 def test_param_parsing():
-    assert parse_params(["retrain=true", "seeds=[0, 1]", "name=teacher", "x=1.5"]) == {
-        "retrain": True,
-        "seeds": [0, 1],
-        "name": "teacher",
-        "x": 1.5,
+    assert parse_params(["retrain=true", "seeds=[0, 1]", "name=a=b"]) == {
+        "retrain": "true",
+        "seeds": "[0, 1]",
+        "name": "a=b",
     }
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_params(["retrain"])
+
+
+@pytest.mark.parametrize(
+    "text, default, value",
+    [
+        ("False", "False", False),  # the string "False" would be truthy
+        ("false", "False", False),
+        ("TRUE", "False", True),
+        ("3", "0", 3),
+        ("2", "5.0", 2),
+        ("-2.5", "5.0", -2.5),
+        ("[null, 1, 2]", "None", [None, 1, 2]),
+        ("[None, 1]", "None", [None, 1]),
+        ("cpu", "None", "cpu"),
+        ("cpu", '"smoke"', "cpu"),
+        ("123", '"p232_005"', "123"),  # a string parameter keeps the text
+        ('"x y"', '"a"', "x y"),
+        ('["a"]', '["baseline"]', ["a"]),
+    ],
+)
+def test_parameters_are_read_by_their_declared_type(text, default, value):
+    from sekd.reproduce import parse_parameter
+
+    got = parse_parameter("p", text, default)
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(
+    "text, default", [("no", "False"), ("1", "False"), ("1.5", "0"), ("x", "5.0"), ("3", "[1]")]
+)
+def test_a_parameter_of_the_wrong_type_is_an_error_naming_it(text, default):
+    from sekd.reproduce import parse_parameter
+
+    with pytest.raises(ValueError, match=rf"--param p={re.escape(text)}: p takes"):
+        parse_parameter("p", text, default)
+
+
+def test_reproduce_refuses_to_write_over_the_notebooks(tmp_path):
+    books = tmp_path / "nb"
+    books.mkdir()
+    (books / "00_a.ipynb").write_text("{}")
+    with pytest.raises(ValueError, match="reads from"):
+        reproduce("smoke", out=books, notebook_dir=books)
+    with pytest.raises(ValueError, match="reads from"):
+        reproduce("smoke", out=books / "sub", notebook_dir=books)
+    assert (books / "00_a.ipynb").read_text() == "{}"
 
 
 def _tmp_paths(tmp_path):

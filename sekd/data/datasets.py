@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from torch.utils.data import Dataset
 
@@ -132,14 +133,28 @@ def speaker_of(name: str) -> str:
     return Path(name).stem.split("_")[0]
 
 
+def _by_stem(folder, label: str) -> dict[str, Path]:
+    """{stem: file} of a folder's audio files; two files of one stem (x.wav and x.flac) are an
+    error naming them, since either could be the one meant."""
+    out: dict[str, Path] = {}
+    for p in list_audio(folder):
+        if p.stem in out:
+            raise ValueError(
+                f"{label} {folder} holds {out[p.stem].name} and {p.name}: two files of one name; "
+                "keep one"
+            )
+        out[p.stem] = p
+    return out
+
+
 def match_pairs(noisy_dir, clean_dir, labels=("noisy", "clean")) -> list[tuple[Path, Path]]:
     """(first, second) pairs of files matched by stem (WAV or FLAC on either side).
 
-    An empty first folder, or names present on one side only, are errors that name the folders
+    An empty first folder, two files of one stem in a folder, or names present on one side
+    only, are errors that name the folders
     (by `labels`) and list the unmatched names (the first ten, with the count).
     """
-    first = {p.stem: p for p in list_audio(noisy_dir)}
-    second = {p.stem: p for p in list_audio(clean_dir)}
+    first, second = _by_stem(noisy_dir, labels[0]), _by_stem(clean_dir, labels[1])
     if not first:
         raise ValueError(f"no WAV/FLAC files in {noisy_dir}")
 
@@ -237,11 +252,17 @@ def voicebank_train_valid(root, segment: int = 4 * SAMPLE_RATE, hop: int = SAMPL
 def prepare_voicebank(root, cache, sr: int = SAMPLE_RATE) -> Path:
     """Resample an official 48 kHz VoiceBank-DEMAND tree into `cache` at 16 kHz (idempotent).
 
-    Only the four standard folders are converted; files already in the cache are kept. Broken
-    files are warned about by name and skipped. Returns the cache root, a tree with the same
-    folder names that `voicebank_dirs` understands.
+    Only the four standard folders are converted; files already in the cache are kept when
+    they are at `sr` (a kept file at another rate is an error naming it). `cache` must not be
+    `root` or inside it. Broken files are warned about by name and skipped. Returns the cache
+    root, a tree with the same folder names that `voicebank_dirs` understands.
     """
     root, cache = Path(root), Path(cache)
+    if cache.resolve() == root.resolve() or root.resolve() in cache.resolve().parents:
+        raise ValueError(
+            f"--out {cache} is the source tree {root} or inside it: the 16 kHz files need a "
+            "folder of their own"
+        )
     folders = [f for pair in VOICEBANK_FOLDERS.values() for f in pair]
     present = [f for f in folders if (root / f).is_dir()]
     if not present:
@@ -250,16 +271,24 @@ def prepare_voicebank(root, cache, sr: int = SAMPLE_RATE) -> Path:
         for src in list_audio(root / folder):
             dst = cache / folder / (src.stem + ".wav")
             if dst.exists():
+                _check_kept(dst, sr)
                 continue
             try:
                 x = read_audio(src, sr)
             except AudioError as err:
                 warnings.warn(f"skipping {err}", stacklevel=2)
                 continue
-            tmp = dst.with_suffix(".tmp.wav")
-            write_audio(tmp, x, sr)
-            tmp.replace(dst)
+            write_audio(dst, x, sr)
     return cache
+
+
+def _check_kept(path: Path, sr: int) -> None:
+    kept = sf.info(str(path)).samplerate
+    if kept != sr:
+        raise ValueError(
+            f"{path} is kept from an earlier run but is at {kept} Hz, not {sr} Hz: remove it "
+            "(or the whole --out tree) and run again"
+        )
 
 
 # ----------------------------------------------------------------------------- fixed test set

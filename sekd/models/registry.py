@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..outputs import atomic_path
 from .manner import Manner, MannerConfig
 from .waveunet import WaveUNet, WaveUNetConfig
 
@@ -115,7 +117,15 @@ def model_from_state(state: dict, where: str = "checkpoint") -> nn.Module:
     if family not in _FAMILIES:
         raise KeyError(f"{where} names unknown model family {family!r}")
     cls, cfg_cls = _FAMILIES[family]
-    model = cls(cfg_cls.from_dict(state["config"]))
+    config = state["config"]
+    known = {f.name for f in dataclasses.fields(cfg_cls)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: its {family} config has field(s) {unknown} that this version of sekd does "
+            f"not know (known: {sorted(known)}); it was written by another version"
+        )
+    model = cls(cfg_cls.from_dict(config))
     check_state_dict(model, state["state_dict"], where)
     model.load_state_dict(state["state_dict"])
     return model
@@ -126,10 +136,8 @@ def save_model(
 ) -> Path:
     """Atomic write (temp file + rename) of a model-only checkpoint, its weights at `dtype`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({**model_state(model, preset, dtype), **extra}, tmp)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        torch.save({**model_state(model, preset, dtype), **extra}, tmp)
     return path
 
 

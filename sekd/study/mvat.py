@@ -9,6 +9,7 @@ import numpy as np
 from ..baselines import Identity, SpectralGating
 from ..distill import TABLE3_ROWS
 from ..metrics import QUALITY
+from ..outputs import write_text
 from ..results import dumps
 from .paper import paper_effect
 from .runs import curves, ensure_run, load_run_model, paths, run_config
@@ -110,7 +111,7 @@ def passthrough_study(profile: str, models: dict, name: str = "clean_passthrough
     }
     folder = paths(profile).results / "diagnostics"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / f"{name}.json").write_text(dumps(out))
+    write_text(folder / f"{name}.json", dumps(out))
     return out
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from ..config import PATH_KEYS, RunConfig, config_from_dict, load_config
 from ..data.corpus import REPO_ROOT
 from ..models import fingerprint, load_model, save_model
+from ..outputs import atomic_path, write_text
 from ..train import load_trained, read_metrics, train
 
 PROFILES = ("smoke", "quick", "cpu", "paper")
@@ -137,14 +138,14 @@ def commit_run(profile: str, name: str, seed: int | None = None) -> Path:
     _copy_files(src, dst, _COMMITTED_FILES)
     if (dst / "config.json").is_file():  # read the same in every checkout
         portable = _portable(json.loads((dst / "config.json").read_text()))
-        (dst / "config.json").write_text(json.dumps(portable, indent=1))
+        write_text(dst / "config.json", json.dumps(portable, indent=1))
     summary = json.loads((dst / "summary.json").read_text())
     if "teachers" not in summary and (src / "config.json").is_file():
         # a summary written before they were recorded: the teachers its config names
         trained_with = config_from_dict(json.loads((src / "config.json").read_text()))
         if trained_with.teacher.checkpoints:
             summary["teachers"] = _teacher_fingerprints(trained_with.teacher.checkpoints)
-            (dst / "summary.json").write_text(json.dumps(summary, indent=1))
+            write_text(dst / "summary.json", json.dumps(summary, indent=1))
     shutil.rmtree(dst / IN_PROGRESS, ignore_errors=True)  # finished: its resumable state goes
     return dst
 
@@ -414,4 +415,5 @@ def curves(profile: str, name: str, seed: int | None = None):
 def save_figure(fig, profile: str, name: str) -> None:
     """Save as results/<profile>/figures/<name>.png (returns nothing, so a notebook cell that
     ends with it shows the figure, not a path)."""
-    fig.savefig(paths(profile).figures / f"{name}.png", dpi=110, bbox_inches="tight")
+    with atomic_path(paths(profile).figures / f"{name}.png") as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..baselines import Identity, ideal_ratio_mask
 from ..metrics import QUALITY
+from ..outputs import write_text
 from ..results import dumps
 from ..routing import snr_band
 from .mvat import enhances
@@ -193,7 +194,7 @@ def band_check(profile: str, band: int, models: dict, name: str) -> list[dict]:
         scored = evaluate(profile, label, model, mine, f"diagnostics/{name}", False, extra=extra)
         rows.append(_band_row(noisy, _files(scored), model=label,
                               fingerprint=fingerprint(model), band=band))  # fmt: skip
-    (paths(profile).results / "diagnostics" / f"{name}.json").write_text(dumps(rows))
+    write_text(paths(profile).results / "diagnostics" / f"{name}.json", dumps(rows))
     return rows
 
 
@@ -267,7 +268,7 @@ def oracle_band_check(profile: str, band: int, name: str) -> dict:
     scored = _files({"files": rows})
     row = _band_row(noisy, scored, model="oracle_irm", band=band)
     row["gain"] = float(np.mean([r["gain"] for r in scored.values()]))
-    (paths(profile).results / "diagnostics" / f"{name}.json").write_text(dumps([row]))
+    write_text(paths(profile).results / "diagnostics" / f"{name}.json", dumps([row]))
     return row
 
 
@@ -319,7 +320,7 @@ def band_pesq_nb_raw(profile: str, band: int, models: dict, name: str) -> list[d
             }
         rows.append(row)
     out = {"rows": rows, "errors": errors, "files": scores}
-    (paths(profile).results / "diagnostics" / f"{name}.json").write_text(dumps(out))
+    write_text(paths(profile).results / "diagnostics" / f"{name}.json", dumps(out))
     return rows
 
 
