@@ -34,13 +34,12 @@ def _complexity(args) -> int:
 
 def _enhance(args) -> int:
     from .device import pick_device
-    from .enhance import chunk_samples, enhance_files, plan_outputs
-    from .models import load_model
+    from .enhance import chunk_samples, enhance_files, load_enhancer, plan_outputs
 
     device = pick_device(args.device)
     chunk_samples(args.chunk_seconds)  # argument errors before the model loads
     plan_outputs(args.input, args.output, args.overwrite, args.skip_existing)
-    model = load_model(args.checkpoint)
+    model = load_enhancer(args.checkpoint)
     written, errors = enhance_files(
         model,
         args.input,
@@ -69,6 +68,26 @@ def _import_manner(args) -> int:
         model, out, preset=args.preset, source=f"official MANNER checkpoint {args.checkpoint}"
     )
     print(f"wrote {out}: {args.preset} with the weights of {args.checkpoint}")
+    return 0
+
+
+def _export(args) -> int:
+    from pathlib import Path
+
+    from .export import MAX_EXPORT_ERROR, export_onnx
+    from .models import load_checkpoint, load_model
+    from .outputs import check_outputs
+
+    check_outputs([Path(args.out)], args.overwrite, inputs=[args.checkpoint])
+    model = load_model(args.checkpoint)
+    state = load_checkpoint(args.checkpoint)
+    preset = state.get("model", state).get("preset", "")  # a training or a model checkpoint
+    out, errors = export_onnx(model, args.out, preset, str(args.checkpoint), args.overwrite)
+    checks = ", ".join(f"{n / 16_000:.2f} s: {e:.1e}" for n, e in errors.items())
+    print(
+        f"wrote {out} (opset 18, any length, batch 1); ONNX Runtime vs PyTorch on a real "
+        f"file, max abs difference: {checks} (limit {MAX_EXPORT_ERROR:g})"
+    )
     return 0
 
 
@@ -109,7 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_complexity)
 
     p = sub.add_parser("enhance", help="enhance audio files or folders with a checkpoint")
-    p.add_argument("--checkpoint", required=True)
+    p.add_argument(
+        "--checkpoint", required=True, help="a sekd checkpoint (.pt) or an exported .onnx model"
+    )
     p.add_argument(
         "--input",
         nargs="+",
@@ -158,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the sekd checkpoint to write (teacher.pt)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_import_manner)
+
+    p = sub.add_parser(
+        "export", help="export a checkpoint to ONNX (checked against PyTorch as it is written)"
+    )
+    p.add_argument("--checkpoint", required=True, help="a sekd checkpoint (.pt)")
+    p.add_argument("--out", required=True, help="the .onnx file to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser(
         "prepare-voicebank",

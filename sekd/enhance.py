@@ -278,6 +278,18 @@ def _enhance_one(model, src: Path, dst: Path, chunk, device, overwrite, progress
     return path
 
 
+def load_enhancer(path):
+    """The model of a checkpoint: a sekd .pt (PyTorch) or an exported .onnx (ONNX Runtime,
+    `sekd.export.OnnxModel`); either enhances through `enhance_signal` / `enhance_files`."""
+    if Path(path).suffix == ".onnx":
+        from .export import OnnxModel
+
+        return OnnxModel(path)
+    from .models import load_model
+
+    return load_model(path)
+
+
 def enhance_files(
     model,
     inputs,
@@ -306,7 +318,10 @@ def enhance_files(
     jobs, notes = plan_outputs(inputs, out_dir, overwrite, skip_existing)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
-    model = fold_batchnorm(model).to(device)
+    if isinstance(model, torch.nn.Module):
+        model = fold_batchnorm(model).to(device)
+    elif device.type != "cpu":
+        raise ValueError(f"an ONNX model runs on the CPU here (ONNX Runtime), not {device}")
     written, errors = [], []
     for src, dst in tqdm(jobs, desc="files", unit="file", disable=not progress):
         try:

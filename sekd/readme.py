@@ -16,7 +16,6 @@ from .outputs import write_text
 from .study.paper import SNR_PAPER_CLAIM
 from .study.stats import direction, verdict
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
 SETS = (
     ("voicebank", "VoiceBank-DEMAND test pairs"),
     ("premix", "pre-mixed set"),
@@ -287,17 +286,91 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
     return "\n".join(lines)
 
 
+RUNTIME_TITLES = {
+    "eager": "PyTorch eager",
+    "compile": "torch.compile",
+    "onnxruntime": "ONNX Runtime",
+}
+
+
+def deploy_table(report: dict) -> list[str]:
+    """The real-time factors of `benchmarks/deploy_speed.py` (results/benchmarks/
+    deploy_speed.json): one row per model, a column per runtime and thread count, peak memory."""
+    threads = sorted({r["threads"] for r in report["rows"]})
+    runtimes = [k for k in RUNTIME_TITLES if any(r["runtime"] == k for r in report["rows"])]
+    rtf = {(r["preset"], r["runtime"], r["threads"]): r["rtf"] for r in report["rows"]}
+    cols = [
+        f"{RUNTIME_TITLES[n]}, {t} thread{'s' if t > 1 else ''}" for t in threads for n in runtimes
+    ]
+    lines = [
+        "| model | " + " | ".join(cols) + " | peak memory (MB), eager / ONNX Runtime |",
+        "|---|" + "---|" * (len(cols) + 1),
+    ]
+    mem = report["peak_memory_mb"]
+    for preset in dict.fromkeys(r["preset"] for r in report["rows"]):
+        cells = " | ".join(_fmt(rtf.get((preset, n, t)), 4) for t in threads for n in runtimes)
+        peak = " / ".join(_fmt(mem.get(f"{preset}/{n}"), 0) for n in ("eager", "onnxruntime"))
+        lines.append(f"| {preset} | {cells} | {peak} |")
+    return lines
+
+
+def deploy_block(root=REPO_ROOT) -> str:
+    report = _load(root / "results" / "benchmarks" / "deploy_speed.json")
+    if report is None:
+        return "Not measured yet: `python benchmarks/deploy_speed.py --json FILE`."
+    a = report["args"]
+    return "\n".join(
+        [
+            "Real-time factor (seconds of compute per second of audio; below 1 is faster than "
+            f"real time) of enhancing {a['seconds']:g} s of speech in one call, median of "
+            f"{a['rounds']} interleaved rounds, on this machine ({report['cpus']} cores, torch "
+            f"{report['torch']}); written by `python -m sekd.readme` from "
+            "`results/benchmarks/deploy_speed.json`:",
+            "",
+            *deploy_table(report),
+        ]
+    )
+
+
+def student_speed_line(root=REPO_ROOT) -> str:
+    """The 1.5GF student's RTF beside the paper's efficiency columns (Table 1)."""
+    from .study.paper import PAPER_MVAT_TABLE1
+
+    report = _load(root / "results" / "benchmarks" / "deploy_speed.json")
+    if report is None:
+        return ""
+    rtf = {
+        (r["runtime"], r["threads"]): r["rtf"]
+        for r in report["rows"]
+        if r["preset"] == "student_1p5gf"
+    }
+    paper = PAPER_MVAT_TABLE1["MANNER-S-1.5GF (Baseline)"]
+    return (
+        f"The 1.5GF student runs at a real-time factor of {rtf[('eager', 1)]:.4f} in PyTorch and "
+        f"{rtf[('onnxruntime', 1)]:.4f} in ONNX Runtime on one CPU thread "
+        f"(`results/benchmarks/deploy_speed.json`, docs/benchmarks.md); the paper gives its "
+        f"efficiency as {paper['params_m']}M parameters and {paper['gflops']} GFLOPs (its count)."
+    )
+
+
+def replace_block(path, name: str, body: str) -> None:
+    """Replace the text between `<!-- name:start -->` and `<!-- name:end -->` in `path`."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    text = path.read_text()
+    if start not in text or end not in text:
+        raise SystemExit(f"{path} lacks the markers {start} ... {end}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    write_text(path, f"{head}{start}\n{body}\n{end}{tail}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="cpu")
     args = ap.parse_args()
-    readme = REPO_ROOT / "README.md"
-    text = readme.read_text()
-    if START not in text or END not in text:
-        raise SystemExit(f"README.md lacks the markers {START} ... {END}")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    write_text(readme, f"{head}{START}\n{results_block(args.profile)}\n{END}{tail}")
+    replace_block(REPO_ROOT / "README.md", "results", results_block(args.profile))
+    replace_block(REPO_ROOT / "README.md", "speed", student_speed_line())
+    replace_block(REPO_ROOT / "docs" / "benchmarks.md", "deploy", deploy_block())
 
 
 if __name__ == "__main__":

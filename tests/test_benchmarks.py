@@ -52,3 +52,25 @@ def test_storage_precision_sees_float16_rounding_and_nothing_in_a_float16_model(
     assert full["equal_files"] == 0 and full["si_sdr_apart_min_db"] > 0
     assert half["equal_files"] == 2 and half["si_sdr_apart_min_db"] is None
     assert half["pesq_change_max"] == half["stoi_change_max"] == 0.0
+
+
+def test_deploy_speed_times_every_runtime_side_by_side_at_toy_size(tmp_path):
+    """The deployment benchmark at toy size, so it cannot rot: one row per model, runtime and
+    thread count, positive real-time factors, a peak memory for each, and the table the docs
+    print from it."""
+    out = tmp_path / "deploy.json"
+    r = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "deploy_speed.py"), "--presets",
+         "waveunet_tiny", "--seconds", "1", "--rounds", "1", "--threads", "1",
+         "--runtimes", "eager", "onnxruntime", "--json", str(out)],
+        capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(out.read_text())
+    assert {(x["preset"], x["runtime"], x["threads"]) for x in report["rows"]} == {
+        ("waveunet_tiny", "eager", 1),
+        ("waveunet_tiny", "onnxruntime", 1),
+    }
+    assert all(x["rtf"] > 0 for x in report["rows"])
+    assert set(report["peak_memory_mb"]) == {"waveunet_tiny/eager", "waveunet_tiny/onnxruntime"}
+    assert "| waveunet_tiny |" in r.stdout and "ONNX Runtime, 1 thread" in r.stdout

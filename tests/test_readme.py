@@ -145,3 +145,48 @@ def test_results_block_has_the_snr_study_when_its_files_exist(tmp_path):
     confirmation = text[text.index("confirmation grid (") :]
     assert "- snr_teacher1 (-20, -15 dB, 160 files): PESQ +0.020 [+0.005, +0.040]" in confirmation
     assert confirmation.index("beats the noisy input") < confirmation.index("Test grid")
+
+
+def _deploy_report():
+    rows = [
+        {"preset": p, "runtime": n, "threads": t, "rtf": rtf, "rtf_min": rtf, "rounds": 3}
+        for p, base in (("student_1p5gf", 0.01), ("cpu_teacher", 0.1))
+        for n, k in (("eager", 2.0), ("onnxruntime", 1.0))
+        for t in (1, 2)
+        for rtf in [base * k / t]
+    ]
+    keys = [f"{p}/{n}" for p in ("student_1p5gf", "cpu_teacher") for n in ("eager", "onnxruntime")]
+    mem = {k: 300.0 + i for i, k in enumerate(keys)}
+    return {"rows": rows, "peak_memory_mb": mem, "unavailable": {}, "cpus": 2, "torch": "2.13.0",
+            "args": {"seconds": 10.0, "rounds": 3}}  # fmt: skip
+
+
+def test_deploy_table_and_the_students_speed_line_come_from_the_benchmark_file(tmp_path):
+    from sekd.readme import deploy_block, student_speed_line
+
+    assert "Not measured yet" in deploy_block(root=tmp_path)
+    assert student_speed_line(root=tmp_path) == ""
+    _write(tmp_path / "results" / "benchmarks" / "deploy_speed.json", _deploy_report())
+    block = deploy_block(root=tmp_path)
+    assert (
+        "| model | PyTorch eager, 1 thread | ONNX Runtime, 1 thread | PyTorch eager, 2 threads"
+        in block
+    )
+    assert "| student_1p5gf | 0.0200 | 0.0100 | 0.0100 | 0.0050 | 300 / 301 |" in block
+    assert "median of 3 interleaved rounds" in block
+    line = student_speed_line(root=tmp_path)
+    assert "0.0200 in PyTorch and 0.0100 in ONNX Runtime on one CPU thread" in line
+    assert "0.26M parameters and 1.46 GFLOPs" in line  # the paper's Table 1
+
+
+def test_replace_block_refuses_a_file_without_its_markers(tmp_path):
+    import pytest
+
+    from sekd.readme import replace_block
+
+    f = tmp_path / "x.md"
+    f.write_text("a\n<!-- speed:start -->\nold\n<!-- speed:end -->\nb\n")
+    replace_block(f, "speed", "new")
+    assert f.read_text() == "a\n<!-- speed:start -->\nnew\n<!-- speed:end -->\nb\n"
+    with pytest.raises(SystemExit, match="lacks the markers"):
+        replace_block(f, "deploy", "x")

@@ -64,12 +64,14 @@ class MannerConfig:
 # ----------------------------------------------------------------------------- length helpers
 def valid_length(length: int, depth: int, kernel: int = 8, stride: int = 4) -> int:
     """Smallest length >= `length` that the down/up convolutions map back onto itself."""
+    # integer arithmetic only (ceil(a / b) = -(-a // b)), so that a symbolic length of
+    # torch.export stays symbolic: an ONNX export then takes any length
     n = length
     for _ in range(depth):
-        n = max(math.ceil((n - kernel) / stride) + 1, 1)
+        n = torch.sym_max(-((kernel - n) // stride) + 1, 1)
     for _ in range(depth):
         n = (n - 1) * stride + kernel
-    return int(n)
+    return n
 
 
 def n_chunks(length: int, chunk: int = 64) -> int:
