@@ -32,6 +32,8 @@ from sekd.enhance import enhance_signal
 from sekd.export import OnnxModel, export_onnx
 from sekd.models import build, load_model
 from sekd.models.fuse import fold_batchnorm
+from sekd.outputs import write_text
+from sekd.study.readme import deploy_table
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT = ["student_1p5gf", "student_5p3gf", "student_8p1gf", "cpu_teacher", "manner_b"]
@@ -61,15 +63,16 @@ def model_of(preset: str):
 
 
 def runtime(name: str, model, onnx_path: Path, threads: int):
-    """(callable on a signal, seconds spent before the first call could be timed) or
-    (None, the reason it does not run here)."""
+    """(the model as `name` runs it, None) or (None, the reason it does not run here)."""
     if name == "eager":
-        return model, 0.0
+        return model, None
     if name == "onnxruntime":
-        return OnnxModel(onnx_path, threads=threads), 0.0
+        return OnnxModel(onnx_path, threads=threads), None
+    # one compiled graph per model: past dynamo's recompile limit (8 by default, shared by
+    # every model of one class) it would fall back to eager without a word
+    torch._dynamo.config.recompile_limit = 256
     try:
-        compiled = torch.compile(model)
-        return compiled, 0.0
+        return torch.compile(model), None
     except Exception as exc:  # the CPU build lacks a compiler, or the graph breaks
         return None, f"{type(exc).__name__}: {exc}"
 
@@ -149,8 +152,6 @@ def measure(presets, seconds, threads_list, rounds, folder: Path, runtimes=RUNTI
 
 
 def print_table(report: dict) -> None:
-    from sekd.readme import deploy_table
-
     print("\n".join(deploy_table(report)))
     for name, why in report["unavailable"].items():
         print(f"{name}: not run here ({why})")
@@ -171,11 +172,9 @@ def main(argv=None) -> int:
         )
     report = {"load_average_at_start": LOAD_AT_START, "args": vars(args),
               "cpus": os.cpu_count(), "torch": torch.__version__, **report}  # fmt: skip
-    print_table(report)
-    if args.json:
-        from sekd.outputs import write_text
-
+    if args.json:  # first: a long run's figures are kept whatever happens next
         write_text(args.json, json.dumps(report, indent=1))
+    print_table(report)
     return 0
 
 

@@ -99,14 +99,8 @@ def _prepare_voicebank(args) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _complexity_parser(sub) -> None:
     from .models import preset_names
-
-    parser = argparse.ArgumentParser(
-        prog="sekd",
-        description="Knowledge distillation for speech enhancement (MV-AT, SNR teachers).",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser(
         "complexity", help="parameters, paper-convention MACs and true FLOPs of presets"
@@ -127,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     p.set_defaults(func=_complexity)
 
+
+def _enhance_parser(sub) -> None:
     p = sub.add_parser("enhance", help="enhance audio files or folders with a checkpoint")
     p.add_argument(
         "--checkpoint", required=True, help="a sekd checkpoint (.pt) or an exported .onnx model"
@@ -164,6 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, mps")
     p.set_defaults(func=_enhance)
 
+
+def _import_manner_parser(sub) -> None:
     p = sub.add_parser(
         "import-manner",
         help="convert a checkpoint of the official MANNER code into a sekd checkpoint",
@@ -180,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_import_manner)
 
+
+def _export_parser(sub) -> None:
     p = sub.add_parser(
         "export", help="export a checkpoint to ONNX (checked against PyTorch as it is written)"
     )
@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.set_defaults(func=_export)
 
+
+def _prepare_voicebank_parser(sub) -> None:
     p = sub.add_parser(
         "prepare-voicebank",
         help="resample an official 48 kHz VoiceBank-DEMAND download to 16 kHz (once)",
@@ -198,8 +200,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="the 16 kHz tree to write (kept files are reused)")
     p.set_defaults(func=_prepare_voicebank)
 
-    for extra in _EXTRA:
-        extra(sub)
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sekd",
+        description="Knowledge distillation for speech enhancement (MV-AT, SNR teachers).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
@@ -216,12 +225,22 @@ def _train_parser(sub) -> None:
 
 
 def _reproduce_parser(sub) -> None:
-    from .reproduce import add_parser
+    from .study.reproduce import add_parser
 
     add_parser(sub)
 
 
-_EXTRA: list = [_evaluate_parser, _train_parser, _reproduce_parser]
+# one function per subcommand, in the order `sekd --help` lists them
+SUBCOMMANDS = [
+    _complexity_parser,
+    _enhance_parser,
+    _import_manner_parser,
+    _export_parser,
+    _prepare_voicebank_parser,
+    _evaluate_parser,
+    _train_parser,
+    _reproduce_parser,
+]
 
 
 def main(argv=None) -> int:

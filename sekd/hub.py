@@ -23,6 +23,7 @@ import soundfile as sf
 from .data.audio import SAMPLE_RATE, audio_subtype, read_audio, resample, write_audio
 from .data.corpus import REPO_ROOT
 from .enhance import enhance_signal
+from .objectives import canonical_kind
 from .outputs import check_outputs
 
 COMMITTED = REPO_ROOT / "checkpoints" / "cpu"
@@ -83,7 +84,8 @@ def _training(run: str) -> str:
     t, d = cfg["train"], cfg["data"]
     hours = t["max_steps"] * t["batch_size"] * d["segment"] / SAMPLE_RATE / 3600
     return (
-        f"Preset {cfg['model']['preset']}, objective {cfg['objective']['kind']}; trained "
+        f"Preset {cfg['model']['preset']}, objective {canonical_kind(cfg['objective']['kind'])}; "
+        "trained "
         f"{t['max_steps']:,} steps of {t['batch_size']} x {d['segment'] / SAMPLE_RATE:g} s "
         f"(about {hours:.0f} h of audio) on the cpu profile's mixtures (configs/cpu/)."
     )

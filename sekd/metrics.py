@@ -403,8 +403,10 @@ def composite(
 class Measure:
     """One objective measure: its key in every result row, its column title, which way is
     better (True: higher, False: lower, None: neither, e.g. the gain, best at 1), whether the
-    quality tables show it (the composite's parts stay per file) and how it is computed.
-    A new measure is one entry here (with its `fn`) and its test."""
+    quality tables show it (the composite's parts stay per file), whether training validates
+    on it, whether the SNR study reports it, the decimals it is shown with, and how it is
+    computed. A new measure is one entry here (with its `fn`) and its test; cached results
+    are scored again once it is added (`sekd.study.scoring`)."""
 
     name: str
     title: str
@@ -413,18 +415,26 @@ class Measure:
     # fn(clean, enhanced, sr) -> float for a measure of its own; None for PESQ and the composite
     # measures (computed together by `score`) and SI-SDRi (needs the noisy input)
     fn: Callable | None = None
+    in_validation: bool = False
+    in_snr_study: bool = False
+    decimals: int = 3
 
 
-# The one registry of measures: every result row, CSV header and table column comes from it.
+# The one registry of measures: every result row, CSV header, table column, validation log
+# entry and displayed precision comes from it.
 MEASURES = (
-    Measure("pesq", "PESQ"),
-    Measure("stoi", "STOI", fn=stoi),
+    Measure("pesq", "PESQ", in_validation=True, in_snr_study=True),
+    Measure("stoi", "STOI", fn=stoi, in_validation=True, in_snr_study=True),
     Measure("csig", "CSIG"),
     Measure("cbak", "CBAK"),
     Measure("covl", "COVL"),
-    Measure("si_sdr", "SI-SDR (dB)", fn=lambda c, e, sr: si_sdr(c, e)),
-    Measure("si_sdri", "SI-SDRi (dB)"),
-    Measure("gain", "gain", higher_is_better=None, fn=lambda c, e, sr: ls_gain(c, e)),
+    Measure(
+        "si_sdr", "SI-SDR (dB)", fn=lambda c, e, sr: si_sdr(c, e), in_validation=True, decimals=2
+    ),  # fmt: skip
+    Measure("si_sdri", "SI-SDRi (dB)", in_validation=True, in_snr_study=True, decimals=2),
+    Measure(
+        "gain", "gain", higher_is_better=None, fn=lambda c, e, sr: ls_gain(c, e), in_validation=True
+    ),  # fmt: skip
     Measure("llr", "LLR", higher_is_better=False, in_tables=False),
     Measure("wss", "WSS", higher_is_better=False, in_tables=False),
     Measure("segsnr", "segSNR (dB)", in_tables=False),
@@ -432,6 +442,23 @@ MEASURES = (
 MEASURE = {m.name: m for m in MEASURES}
 METRICS = tuple(m.name for m in MEASURES)
 QUALITY = tuple(m.name for m in MEASURES if m.in_tables)
+VALIDATION = tuple(m.name for m in MEASURES if m.in_validation)
+SNR_STUDY = tuple(m.name for m in MEASURES if m.in_snr_study)
+
+
+def validation_scores(clean, enhanced, noisy, sr: int = SAMPLE_RATE) -> dict:
+    """The VALIDATION measures of one output, on the arrays as given (training validates
+    whole utterances with them); raises MetricError as `score` does."""
+    out = {}
+    for name in VALIDATION:
+        m = MEASURE[name]
+        if name == "pesq":
+            out[name] = pesq_wb(clean, enhanced, sr)
+        elif name == "si_sdri":
+            out[name] = si_sdr(clean, enhanced) - si_sdr(clean, noisy)
+        else:
+            out[name] = m.fn(clean, enhanced, sr)
+    return out
 
 
 # ------------------------------------------------------------------------------- many pairs

@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .baselines import Identity
@@ -45,9 +44,7 @@ from .data import (
     step_loader,
 )
 from .device import pick_device
-from .distill import DistillationObjective
-from .losses import si_sdr_gain_loss, snr_teacher_loss, weighted_loss
-from .metrics import MetricError, ls_gain, pesq_wb, si_sdr, stoi
+from .metrics import VALIDATION, MetricError, validation_scores
 from .models import (
     IdentityInit,
     build,
@@ -57,6 +54,7 @@ from .models import (
     model_from_state,
     model_state,
 )
+from .objectives import OBJECTIVE_KINDS
 from .outputs import atomic_path, write_text
 from .routing import RoutedTeachers
 
@@ -77,7 +75,8 @@ def _resolve(path: str) -> Path:
 
 class TrainingObjective:
     """The loss of a run: turns a batch into (total loss, named terms), as tensors (no host
-    synchronisation); the teacher(s) run once per batch."""
+    synchronisation); the teacher(s) run once per batch. The kind's loss and validation loss
+    are its `sekd.objectives` entry."""
 
     def __init__(self, cfg: RunConfig, student, device):
         self.cfg, self.student, self.device = cfg, student, device
@@ -89,18 +88,8 @@ class TrainingObjective:
             teachers = [load_model(_resolve(c)).to(device) for c in t.checkpoints]
             self.routed = RoutedTeachers(teachers, t.bands, t.between)
         self.band_objectives = None
-        if o.kind == "manner":
-            if self.routed is not None:
-                # beyond the paper: MV-AT / KD from the teacher of each example's SNR band
-                self.band_objectives = [
-                    DistillationObjective(o, student, t) for t in self.routed.teachers
-                ]
-            elif o.needs_teacher and self.teacher is None:
-                raise ValueError("objective needs a teacher: set teacher.routing and checkpoints")
-            else:
-                self.distill = DistillationObjective(o, student, self.teacher)
-        elif o.kind == "snr_teacher" and self.teacher is None and self.routed is None:
-            raise ValueError("objective.kind = snr_teacher needs teacher.routing = single or snr")
+        self.kind = OBJECTIVE_KINDS[o.kind]
+        self.kind.setup(self)
 
     def teachers(self) -> list:
         """The teacher models, in the order of `teacher.checkpoints` (none: [])."""
@@ -111,27 +100,7 @@ class TrainingObjective:
     def __call__(self, batch: dict):
         noisy = batch["mixture"].to(self.device, non_blocking=True)
         clean = batch["clean"].to(self.device, non_blocking=True)
-        o = self.cfg.objective
-        if o.kind == "manner" and self.band_objectives is not None:
-            return self.routed_distill(noisy, clean, batch["snr"])
-        if o.kind == "manner":
-            total, terms, _ = self.distill(noisy, clean)
-            return total, terms
-        out = self.student(noisy)
-        if o.kind in ("mse", "si_sdr"):
-            total, parts = self.to_clean(out, clean)
-            return total, {**{k: v.detach() for k, v in parts.items()}, "total": total.detach()}
-        with torch.no_grad():
-            if self.routed is not None:
-                t_out = self.routed(noisy, batch["snr"])
-            else:
-                t_out = self.teacher(noisy)
-        total, parts = snr_teacher_loss(out, t_out, clean, o.alpha)
-        return total, {
-            "mse_teacher": parts["teacher"].detach(),
-            "mse_clean": parts["clean"].detach(),
-            "total": total.detach(),
-        }
+        return self.kind.loss(self, noisy, clean, batch.get("snr"))
 
     def routed_distill(self, noisy, clean, snr):
         """Split the batch by SNR band; each part runs the objective with its band's teacher,
@@ -149,22 +118,11 @@ class TrainingObjective:
 
     def valid_loss(self, out: torch.Tensor, noisy: torch.Tensor, clean: torch.Tensor) -> float:
         """The validation loss of an output already computed (the model runs once per item)."""
-        if self.cfg.objective.kind == "manner":
-            return float(weighted_loss(out, clean, noisy).total)
-        return float(self.to_clean(out, clean)[0])
-
-    def to_clean(self, out: torch.Tensor, clean: torch.Tensor):
-        """(loss, named terms) of the output against the clean signal alone: the objective of
-        kind si_sdr, else 1/2 mse (kind mse, and the validation loss of kind snr_teacher)."""
-        o = self.cfg.objective
-        if o.kind == "si_sdr":
-            return si_sdr_gain_loss(out, clean, o.gain_weight)
-        total = 0.5 * F.mse_loss(out, clean)
-        return total, {"mse": total}
+        return self.kind.valid_loss(self, out, noisy, clean)
 
 
 # ------------------------------------------------------------------------------- validate
-VALID_MEASURES = ("pesq", "stoi", "si_sdr", "si_sdri", "gain")
+VALID_MEASURES = VALIDATION  # the measures training validates on: the metric registry's
 
 
 def validate(model, items: list[ValidItem], objective: TrainingObjective, device) -> dict:
@@ -214,15 +172,7 @@ def score_valid_items(model, items: list[ValidItem], objective: TrainingObjectiv
         loss = objective.valid_loss(y, x, c)
         y = y[0, 0].float().cpu().numpy()
         try:
-            sdr = si_sdr(it.clean, y)
-            row = {
-                "group": it.group,
-                "pesq": pesq_wb(it.clean, y),
-                "stoi": stoi(it.clean, y),
-                "si_sdr": sdr,
-                "si_sdri": sdr - si_sdr(it.clean, it.noisy),
-                "gain": ls_gain(it.clean, y),
-            }
+            row = {"group": it.group, **validation_scores(it.clean, y, it.noisy)}
         except MetricError:
             row = None
         records.append((loss, row))
@@ -702,6 +652,12 @@ class Trainer:
             if not tc.valid_every and self.step % self.per_epoch == 0:
                 self.validate_and_checkpoint()
         bar.close()
+        self.finish()
+        return self.write_summary()
+
+    def finish(self) -> None:
+        """The last checkpoints of a run that reached its length (a best.pt even if it never
+        validated), once its weights are known to be finite."""
         if self.rank == 0:
             if not _all_finite(self.student.parameters()):
                 raise TrainingError(
@@ -711,6 +667,10 @@ class Trainer:
             self.checkpoint(self.last)
             if not self.best_path.exists():
                 self.checkpoint(self.best_path)
+
+    def write_summary(self) -> dict:
+        """summary.json of a finished run: its length, best validation, time, teachers."""
+        tc, cfg = self.cfg.train, self.cfg
         seconds = self.seconds()
         summary = {
             "name": cfg.name,

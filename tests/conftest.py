@@ -44,3 +44,38 @@ def fake_voicebank(tmp_path, corpus):
     for d in voicebank_dirs(root, "train"):
         (d / "p226_001.wav").write_bytes(sorted(d.iterdir())[0].read_bytes())
     return root
+
+
+@pytest.fixture
+def tmp_study_paths(tmp_path):
+    """A stand-in for sekd.study.paths with runs, results and cache under tmp_path (configs:
+    the repository's), to monkeypatch where a study module reads it."""
+    from pathlib import Path
+
+    from sekd.study.runs import Paths
+
+    repo = Path(__file__).resolve().parents[1]
+
+    def paths(p, root=None):
+        r = tmp_path / "results" / p
+        return Paths(p, repo / "configs" / p, tmp_path / "runs" / p, r, r / "figures",
+                     tmp_path / "cache")  # fmt: skip
+
+    return paths
+
+
+@pytest.fixture
+def sekd_cli():
+    """Run `python -m sekd ARGS...` as a user would; returns the CompletedProcess (text)."""
+    import subprocess
+    import sys
+
+    def run(*args, **kwargs):
+        return subprocess.run(
+            [sys.executable, "-m", "sekd", *map(str, args)],
+            capture_output=True,
+            text=True,
+            **kwargs,
+        )
+
+    return run

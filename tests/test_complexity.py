@@ -60,10 +60,6 @@ def test_cli_json():
     assert rows[0]["params"] == 257_785 and rows[0]["samples"] == 16_000
 
 
-def test_cli_unknown_preset_is_an_error():
-    r = subprocess.run(
-        [sys.executable, "-m", "sekd", "complexity", "--preset", "nope"],
-        capture_output=True,
-        text=True,
-    )
+def test_cli_unknown_preset_is_an_error(sekd_cli):
+    r = sekd_cli("complexity", "--preset", "nope")
     assert r.returncode == 2 and "unknown preset 'nope'" in r.stderr and "manner_b" in r.stderr

@@ -151,19 +151,19 @@ def teacher_maps(teacher_taps: dict, pairs, p: float = 2, views=VIEWS) -> dict:
         return {k: temporal_attention_map(teacher_taps[k], p) for k in keys}
 
 
-def mvat_map_loss(
-    t_maps: dict, student_views: dict, pairs, q: float = 1, p: float = 2, reduction: str = "norm"
-):
-    """`mvat_loss` with the teacher side given as `teacher_maps(teacher_views, pairs, p)`."""
+def mvat_map_loss(t_maps: dict, student_views: dict, pairs, q: float = 1, p: float = 2,
+                  reduction: str = "norm", views=VIEWS):  # fmt: skip
+    """`mvat_loss` with the teacher side given as `teacher_maps(teacher_views, pairs, p,
+    views)`: eq. 3 summed over `views` (MV-AT: all three) of every block pair."""
     if not pairs:
         raise ValueError("mvat_loss: no teacher/student block pairs")
     total = 0.0
-    n = len(VIEWS)
+    n = len(views)
     for side, sd, td in pairs:
         # eq. 3, the views of one block pair as one batch: the batch mean over V views of B
         # examples, times V, is the sum over views of each view's batch mean
-        t = torch.cat([t_maps[(side, td, v)] for v in VIEWS])  # (V B, T_t)
-        s = torch.cat([temporal_attention_map(student_views[(side, sd, v)], p) for v in VIEWS])
+        t = torch.cat([t_maps[(side, td, v)] for v in views])  # (V B, T_t)
+        s = torch.cat([temporal_attention_map(student_views[(side, sd, v)], p) for v in views])
         total = total + n * at_loss(t, s, q, reduction=reduction)
     return total
 
@@ -175,10 +175,10 @@ def mvat_loss(
     return mvat_map_loss(teacher_maps(teacher_views, pairs, p), student_views, pairs, q, p)
 
 
-def single_view_map_loss(
-    t_maps: dict, student_layers: dict, pairs, q: float = 1, p: float = 2, reduction: str = "norm"
-):
-    """`single_view_loss` with the teacher side given as `teacher_maps(layers, pairs, p, None)`."""
+def single_view_map_loss(t_maps: dict, student_layers: dict, pairs, q: float = 1, p: float = 2,
+                         reduction: str = "norm", views=None):  # fmt: skip
+    """`single_view_loss` with the teacher side given as `teacher_maps(layers, pairs, p, None)`
+    (one map per layer: `views` is None)."""
     if not pairs:
         raise ValueError("single_view_loss: no teacher/student layer pairs")
     total = 0.0

@@ -32,8 +32,8 @@ class ATKind:
     `taps`: which `Taps` field it reads, "views" (per MA block and view) or "layers" (per
     layer output); the models are asked for it with `return_<taps>`. `keys`: the model method
     that names those blocks. `views`: the view names per block (None: one map per key).
-    `loss(t_maps, student_taps, pairs, q, p, reduction)`: the AT loss from the teacher's eq. 1
-    maps (`teacher_maps`) and the student's tapped tensors.
+    `loss(t_maps, student_taps, pairs, q, p, reduction, views)`: the AT loss from the
+    teacher's eq. 1 maps (`teacher_maps`) and the student's tapped tensors, over `views`.
     """
 
     name: str
@@ -54,8 +54,6 @@ def register_at(kind: ATKind) -> ATKind:
 register_at(ATKind("mvat", "views", "view_blocks", VIEWS, mvat_map_loss))
 register_at(ATKind("single_view", "layers", "layer_keys", None, single_view_map_loss))
 
-OBJECTIVE_KINDS = ("manner", "snr_teacher", "mse", "si_sdr")
-
 
 def _choice(name, value, allowed):
     if value not in allowed:
@@ -66,8 +64,10 @@ def _choice(name, value, allowed):
 class ObjectiveConfig:
     """The `[objective]` section of a run config, and the objective's own settings.
 
-    kind: manner (weighted loss + AT / KD) | snr_teacher (the SNR paper's loss) | mse |
-    si_sdr (-SI-SDR + gain_weight * (gain - 1)^2, `losses.si_sdr_gain_loss`; beyond the paper).
+    kind: a `sekd.objectives` entry: weighted_l1_mrstft (MANNER's weighted L1 +
+    multi-resolution STFT loss, + AT / KD; read from the older name "manner" too) |
+    snr_teacher (the SNR paper's loss) | mse | si_sdr (-SI-SDR + gain_weight * (gain - 1)^2,
+    `losses.si_sdr_gain_loss`; beyond the paper).
     at: none or an `AT_KINDS` name; pairing: same_depth | dual_depth; q: AT norm (1 or 2);
     p: the exponent of eq. 1; at_reduction: norm (eq. 2 as printed) | mean (divided by
     T^(1/q): the per-frame mean; beyond the paper); kd: output distillation;
@@ -75,7 +75,7 @@ class ObjectiveConfig:
     gain_weight: the weight of the gain term of kind si_sdr.
     """
 
-    kind: str = "manner"
+    kind: str = "weighted_l1_mrstft"
     at: str = "none"
     pairing: str = "dual_depth"
     q: float = 1.0
@@ -88,7 +88,10 @@ class ObjectiveConfig:
     gain_weight: float = 10.0
 
     def __post_init__(self):
-        _choice("objective.kind", self.kind, OBJECTIVE_KINDS)
+        from ..objectives import OBJECTIVE_KINDS, canonical_kind
+
+        object.__setattr__(self, "kind", canonical_kind(self.kind))
+        _choice("objective.kind", self.kind, tuple(OBJECTIVE_KINDS))
         _choice("objective.at", self.at, ("none", *AT_KINDS))
         _choice("objective.pairing", self.pairing, PAIRINGS)
         _choice("objective.at_reduction", self.at_reduction, AT_REDUCTIONS)
@@ -192,6 +195,7 @@ class DistillationObjective:
                 self.cfg.q,
                 self.cfg.p,
                 self.cfg.at_reduction,
+                kind.views,
             )
             total = total + self.cfg.beta_at * at
             terms["at"] = at.detach()

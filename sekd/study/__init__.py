@@ -1,7 +1,9 @@
-"""The study's machinery, by concern: `runs` (profiles, runs trained once and reused),
-`scoring` (test sets, cached scores), `stats` (intervals, the verdict rule), `paper` (the
-papers' numbers), `mvat` and `snr` (the two studies' tables). Notebooks import from here; every
-number they show comes from a file these modules wrote."""
+"""The study's machinery, by concern: `spec` (its facts: profiles, seeds, sets, run labels),
+`runs` (runs trained once and reused), `scoring` (test sets, cached scores), `stats`
+(intervals, the verdict rule), `paper` (the papers' numbers), `mvat` and `snr` (the two
+studies' tables), `queue` (long runs in the background), `reproduce` (the notebooks,
+executed), `readme` (the generated report blocks). Notebooks import from here; every number
+they show comes from a file these modules wrote."""
 
 from ..baselines import Identity, SpectralGating
 from ..metrics import METRICS, QUALITY
@@ -10,7 +12,6 @@ from .mvat import (
     MAIN_ROWS,
     METHODS,
     MVAT_ROWS,
-    SETS,
     TEACHER_OVER_BASELINE,
     TEACHER_OVER_NOISY,
     distillation_effect,
@@ -28,7 +29,6 @@ from .mvat import (
 )
 from .paper import PAPER_GFLOPS, PAPER_MVAT_TABLE1, PAPER_ROW, SNR_PAPER_CLAIM, paper_effect
 from .runs import (
-    PROFILES,
     StaleRunWarning,
     check_profile,
     commit_run,
@@ -62,6 +62,7 @@ from .snr import (
     snr_voicebank,
     students_vs_noisy,
 )
+from .spec import PROFILES, SETS, STUDY_SEEDS, label, parse_label
 from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
 
 
@@ -73,6 +74,8 @@ def write_table(profile: str, name: str, rows: list[dict]):
 
 
 __all__ = [
+    "label",
+    "parse_label",
     "MAIN_ROWS",
     "METHODS",
     "METRICS",
@@ -83,6 +86,7 @@ __all__ = [
     "PROFILES",
     "QUALITY",
     "SETS",
+    "STUDY_SEEDS",
     "SNR_MEASURES",
     "SNR_PAPER_CLAIM",
     "TEACHER_OVER_BASELINE",

@@ -23,6 +23,7 @@ from .scoring import (
     utterance_of,
     voicebank_pairs,
 )
+from .spec import SETS, label, parse_label
 from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
 
 # Table 3's rows (and one beyond the paper): each a config configs/shared/student_<row>.toml
@@ -33,11 +34,6 @@ METHODS = ("mvat_dual_q1", "mvat_dual_kd")  # the distilled rows compared with t
 PAPER_METHODS = METHODS  # the rows whose effect the paper's Table 1 reports
 # Untrained references scored beside the models: the input itself and classical spectral gating.
 REFERENCES = {"noisy": Identity, "spectral_gating": SpectralGating}
-SETS = {
-    "voicebank": "VoiceBank-DEMAND test pairs",
-    "premix": "pre-mixed set",
-    "dns": "DNS no-reverb clips",
-}
 # The teacher must clear these margins (PESQ, on the VoiceBank-DEMAND pairs) before the study
 # says anything about distillation from it.
 TEACHER_OVER_NOISY = 0.30
@@ -52,7 +48,7 @@ def student_labels(rows, seeds, ablation_seeds=None) -> list[tuple[str, str, int
         row_seeds = seeds if row in MAIN_ROWS or ablation_seeds is None else ablation_seeds
         for seed in row_seeds:
             name = f"student_{row}"
-            out.append((name if seed is None else f"{name}_seed{seed}", name, seed))
+            out.append((label(name, seed), name, seed))
     return out
 
 
@@ -150,8 +146,8 @@ def enhances(result: dict, noisy: dict) -> bool:
 
 def _groups(res: dict) -> dict[str, list[str]]:
     groups: dict = {}
-    for label in res:
-        groups.setdefault(label.split("_seed")[0], []).append(label)
+    for lb in res:
+        groups.setdefault(parse_label(lb)[0], []).append(lb)
     return groups
 
 
@@ -166,7 +162,11 @@ def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[di
     res = results[set_name]
     table = []
     for base, labels in _groups(res).items():
-        if rows is not None and base.startswith("student_") and base[8:] not in rows:
+        if (
+            rows is not None
+            and base.startswith("student_")
+            and base.removeprefix("student_") not in rows
+        ):
             continue
         entry = {"model": base, "seeds": len(labels)}
         if base.startswith("student_") or base == "teacher":
@@ -322,8 +322,7 @@ def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)
         per_file: dict = {}
         per_seed = []
         for seed in seeds:
-            suffix = "" if seed is None else f"_seed{seed}"
-            a, b = res[f"student_baseline{suffix}"], res[f"student_{method}{suffix}"]
+            a, b = res[label("student_baseline", seed)], res[label(f"student_{method}", seed)]
             d = paired_difference_by_name(a, b, metric)
             per_seed.append(float(np.mean(list(d.values()))) if d else float("nan"))
             for name, v in d.items():

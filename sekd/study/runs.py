@@ -18,11 +18,8 @@ from ..data.corpus import REPO_ROOT
 from ..models import fingerprint, load_model, save_model
 from ..outputs import atomic_path, write_text
 from ..train import load_trained, read_metrics, train
+from .spec import PROFILES, STUDY_SEEDS, label
 
-PROFILES = ("smoke", "quick", "cpu", "paper")
-# The seeds each profile's study trains its compared runs with (MV-AT's three main rows, S1 and
-# S2); None is the config's own seed. The notebooks' `seeds = None` means these.
-STUDY_SEEDS = {"smoke": (None,), "quick": (None,), "cpu": (None, 1, 2), "paper": (None, 1, 2)}
 COMMITTED = REPO_ROOT / "checkpoints"
 _COMMITTED_FILES = ("metrics.jsonl", "summary.json", "config.json")
 # An unfinished run's resumable state, committed under checkpoints/<profile>/<run>/in_progress/
@@ -116,11 +113,11 @@ def committed_teachers(profile: str, cfg: RunConfig) -> RunConfig:
 
 
 def run_dir(profile: str, name: str, seed: int | None = None) -> Path:
-    return paths(profile).runs / (name if seed is None else f"{name}_seed{seed}")
+    return paths(profile).runs / label(name, seed)
 
 
 def committed_dir(profile: str, name: str, seed: int | None = None) -> Path:
-    return COMMITTED / profile / (name if seed is None else f"{name}_seed{seed}")
+    return COMMITTED / profile / label(name, seed)
 
 
 def commit_run(profile: str, name: str, seed: int | None = None) -> Path:

@@ -12,7 +12,7 @@ from ..data import Corpus, PremixedTestSet, PremixSpec, build_premixed
 from ..data.audio import SAMPLE_RATE, read_audio
 from ..data.corpus import REPO_ROOT
 from ..enhance import enhance_signal
-from ..metrics import evaluate_model, ls_gain, si_sdr
+from ..metrics import METRICS, evaluate_model, ls_gain, si_sdr
 from ..models import fingerprint
 from ..results import load_results, write_results
 from .runs import locked, paths
@@ -70,7 +70,19 @@ def _source(model, pairs, composite_measures: bool) -> dict:
         "model": fingerprint(model),
         "pairs": names.hexdigest()[:16],
         "composite_measures": bool(composite_measures),
+        "measures": list(METRICS),
     }
+
+
+def _reusable(cached: dict, source: dict) -> bool:
+    """A cached result is reused only for the same source, its measures included: after a
+    measure is added to the registry, every result is scored again. A file written before
+    sources named their measures holds the measures its rows have."""
+    have = dict(cached.get("source") or {})
+    if "measures" not in have:
+        rows = cached.get("files") or [{}]
+        have["measures"] = [k for k in METRICS if k in rows[0]]
+    return have == source
 
 
 def evaluate(
@@ -97,7 +109,7 @@ def evaluate(
     with locked(jf):
         if reuse and jf.is_file():
             cached = load_results(jf)
-            if cached.get("source") == source:
+            if _reusable(cached, source):
                 return cached
         rows, summary = evaluate_model(
             model, pairs, workers=workers, progress=False, composite_measures=composite_measures

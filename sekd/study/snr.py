@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..baselines import Identity, ideal_ratio_mask
-from ..metrics import QUALITY
+from ..metrics import QUALITY, SNR_STUDY
 from ..outputs import write_text
 from ..results import dumps
 from ..routing import snr_band
@@ -26,6 +26,8 @@ from .scoring import (
     utterance_of,
     voicebank_pairs,
 )
+from .spec import label as run_label
+from .spec import parse_label
 from .stats import cluster_bootstrap_ci, direction
 
 # the band teachers' roles (keys of snr_study's results, T1..T4 in the tables); which run fills
@@ -33,12 +35,9 @@ from .stats import cluster_bootstrap_ci, direction
 TEACHERS = ("snr_teacher1", "snr_teacher2", "snr_teacher3", "snr_teacher4")
 STUDENTS = ("snr_s1", "snr_s2")
 LABELS = {"noisy": "Noisy", "snr_s1": "S1 (no teacher)", "snr_s2": "S2 (SNR teachers)"}
-# the SNR study's measures: the paper's two, and the SI-SDR improvement that sees level/sign
-SNR_MEASURES = ("pesq", "stoi", "si_sdri")
-
-
-def _seeded(name: str, seed) -> str:
-    return name if seed is None else f"{name}_seed{seed}"
+# the SNR study's measures (the metric registry's in_snr_study): the paper's two, and the
+# SI-SDR improvement that sees level and sign
+SNR_MEASURES = SNR_STUDY
 
 
 def snr_test_set(profile: str, confirmation: bool = False):
@@ -93,8 +92,8 @@ def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
             ensure_run(profile, name, seed, retrain=retrain)
     pairs, extra = snr_test_set(profile)
 
-    def score(label, model, mine):
-        return evaluate(profile, label, model, mine, "snr_test", False, reuse=not retrain,
+    def score(run, model, mine):
+        return evaluate(profile, run, model, mine, "snr_test", False, reuse=not retrain,
                         extra=extra)  # fmt: skip
 
     out = {"noisy": score("noisy", Identity(), pairs)}
@@ -103,8 +102,8 @@ def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
         out[role] = {**score(name, load_run_model(profile, name), mine), "run": name}
     for name in STUDENTS:
         for seed in seeds:
-            out[_seeded(name, seed)] = score(
-                _seeded(name, seed), load_run_model(profile, name, seed), pairs
+            out[run_label(name, seed)] = score(
+                run_label(name, seed), load_run_model(profile, name, seed), pairs
             )
     return out
 
@@ -368,7 +367,7 @@ def against_noisy_by_snr(results: dict, metric: str = "stoi") -> list[dict]:
 
 
 def student_seeds(results: dict, name: str) -> list[str]:
-    return sorted(k for k in results if k == name or k.startswith(f"{name}_seed"))
+    return sorted(k for k in results if parse_label(k)[0] == name)
 
 
 def snr_effect(results: dict, metrics=SNR_MEASURES) -> list[dict]:
@@ -456,7 +455,7 @@ def snr_voicebank(profile: str, seeds=(None,), retrain: bool = False) -> list[di
     cfg = run_config(profile, "student_baseline")
     pairs = voicebank_pairs(limit=cfg.eval.voicebank_files)
     rows = []
-    labels = [("noisy", None, None)] + [(_seeded(n, s), n, s) for n in STUDENTS for s in seeds]
+    labels = [("noisy", None, None)] + [(run_label(n, s), n, s) for n in STUDENTS for s in seeds]
     for label, name, seed in labels:
         if name is None:
             model = Identity()

@@ -1,11 +1,167 @@
-"""sekd.study.mvat: the AT weights of the robustness rows."""
+"""sekd.study.mvat: the MV-AT study's tables, effects, preconditions and AT weights."""
 
+import json
 import math
 
+import numpy as np
 import pytest
 
 from sekd.study import run_config
 from sekd.study.mvat import at_weight_for_share
+
+
+def test_objective_shares_read_each_terms_share_of_the_total_from_the_training_log(
+    tmp_path, monkeypatch, tmp_study_paths
+):
+
+    import sekd.study.runs as study
+    from sekd.study import objective_shares
+
+    monkeypatch.setattr(study, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(study, "paths", tmp_study_paths)
+    logs = {
+        "student_baseline": [{"supervised": 0.8, "total": 0.8}, {"supervised": 0.6, "total": 0.6}],
+        "student_mvat_dual_kd_seed1": [
+            {"supervised": 1.0, "at": 97.0, "kd": 2.0, "total": 100.0},
+            {"supervised": 0.6, "at": 58.6, "kd": 0.8, "total": 60.0},
+        ],
+    }
+    for name, rows in logs.items():
+        folder = tmp_path / "runs" / "smoke" / name
+        folder.mkdir(parents=True)
+        lines = [{"kind": "valid", "step": 0, "pesq": 1.0}]
+        lines += [{"kind": "train", "step": 25 * (i + 1), "epoch": 0, "lr": 1e-3,
+                   "steps_per_s": 2.0, **r} for i, r in enumerate(rows)]  # fmt: skip
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (base,) = objective_shares("smoke", ["baseline"])
+    assert base["supervised_share"] == pytest.approx(1.0) and "at" not in base
+    assert base["steps"] == 50 and base["total"] == pytest.approx(0.7)
+    (kd,) = objective_shares("smoke", ["mvat_dual_kd"], seeds=(1,))
+    assert kd["seed"] == 1 and kd["total"] == pytest.approx(80.0)
+    assert kd["at"] == pytest.approx(77.8) and kd["at_share"] == pytest.approx(77.8 / 80.0)
+    assert kd["supervised_share"] == pytest.approx(0.8 / 80.0)
+    assert kd["kd_share"] == pytest.approx(1.4 / 80.0)
+    assert "steps_per_s" not in kd and "lr_share" not in kd
+
+
+def _result(scores: dict) -> dict:
+    return {
+        "files": [
+            {"name": n, "error": "" if v == v else "failed"} | {m: v for m in METRIC_KEYS}
+            for n, v in scores.items()
+        ]
+    }
+
+
+METRIC_KEYS = ("pesq", "stoi", "csig", "cbak", "covl", "si_sdr", "si_sdri", "gain")
+
+
+def test_distillation_effect_averages_each_file_over_seeds():
+    """The interval is over files (each file's difference averaged over seeds), a file missing
+    in one seed is left out, and the per-seed means and their spread are reported."""
+    from sekd.study import distillation_effect, mean_ci
+
+    nan = float("nan")
+    res = {
+        "voicebank": {
+            "student_baseline": _result({"a": 1.0, "b": 2.0, "c": 3.0}),
+            "student_mvat_dual_q1": _result({"a": 1.5, "b": 2.1, "c": 3.3}),
+            "student_baseline_seed1": _result({"a": 1.0, "b": 2.0, "c": 3.0}),
+            "student_mvat_dual_q1_seed1": _result({"a": 1.1, "b": 2.3, "c": nan}),
+        }
+    }
+    (e,) = [r for r in distillation_effect(res, "voicebank", "mvat_dual_q1", (None, 1))
+            if r["metric"] == "pesq"]  # fmt: skip
+    assert e["pairs"] == 2 and e["seeds"] == 2  # file c failed in seed 1
+    assert e["diff"] == pytest.approx(((0.5 + 0.1) / 2 + (0.1 + 0.3) / 2) / 2)
+    assert (e["ci_low"], e["ci_high"]) == pytest.approx(mean_ci([0.3, 0.2])[1:])
+    assert e["diff_per_seed"] == pytest.approx([0.3, 0.2])
+    assert e["diff_std_over_seeds"] == pytest.approx(np.std([0.3, 0.2], ddof=1))
+
+
+def _scored(scores: dict, **fixed) -> dict:
+    """A result with per-file rows (every measure = the file's value unless fixed) and means."""
+    from sekd.metrics import METRICS
+
+    files = [
+        {"name": n, "error": "", **{k: v for k in METRICS}, **fixed} for n, v in scores.items()
+    ]
+    mean = {k: float(np.mean([f[k] for f in files])) for k in METRICS}
+    return {"files": files, "mean": mean, "count": len(files), "failed": 0}
+
+
+def test_enhances_needs_pesq_stoi_si_sdr_and_positive_gain():
+    from sekd.study import enhances
+
+    noisy = _scored({"a": 1.0, "b": 1.2})
+    assert enhances(_scored({"a": 1.5, "b": 1.6}), noisy)
+    assert not enhances(_scored({"a": 1.5, "b": 1.6}, gain=-0.7), noisy)  # inverted
+    assert not enhances(_scored({"a": 1.5, "b": 1.6}, stoi=0.5), noisy)
+
+
+def test_mvat_table_judges_every_row_but_the_noisy_reference():
+    from sekd.study import mvat_table
+
+    noisy = _scored({"a": 1.0, "b": 1.2})
+    res = {"voicebank": {"noisy": noisy, "spectral_gating": _scored({"a": 0.9, "b": 1.0}),
+                         "wiener": _scored({"a": 1.5, "b": 1.6})}}  # fmt: skip
+    by = {r["model"]: r for r in mvat_table("smoke", res, "voicebank")}
+    assert by["noisy"]["enhances"] is None  # the rule's own reference: no verdict
+    assert by["spectral_gating"]["enhances"] is False and by["wiener"]["enhances"] is True
+    assert by["wiener"]["pesq"] == 1.55 and by["wiener"]["files"] == 2
+
+
+def test_teacher_study_with_baseline_seeds_settles_the_baseline_check(
+    monkeypatch, tmp_path, tmp_study_paths
+):
+    import sekd.study.runs as runs
+    from sekd.study import teacher_preconditions, teacher_study
+
+    monkeypatch.setattr(runs, "COMMITTED", tmp_path / "checkpoints")
+    for module in ("sekd.study.runs", "sekd.study.mvat", "sekd.study.scoring"):
+        monkeypatch.setattr(f"{module}.paths", tmp_study_paths)
+    alone = teacher_preconditions(teacher_study("smoke", sets=("voicebank",)))
+    pending = [c for c in alone if c["check"] == "teacher - student_baseline, PESQ"]
+    assert [c["holds"] for c in pending] == [None]  # no student yet: pending, not passed
+    res = teacher_study("smoke", sets=("voicebank",), baseline_seeds=(None, 1))
+    assert {"teacher", "student_baseline", "student_baseline_seed1"} <= set(res["voicebank"])
+    (row,) = [c for c in teacher_preconditions(res) if c.get("a") == "student_baseline"]
+    assert row["pairs"] == 6 and row["holds"] in (True, False)
+
+
+def test_teacher_preconditions_margins_and_intervals():
+    from sekd.study import TEACHER_OVER_BASELINE, TEACHER_OVER_NOISY, teacher_preconditions
+
+    files = [f"f{i}" for i in range(8)]
+    noisy = _scored({f: 2.0 + 0.01 * i for i, f in enumerate(files)})
+
+    def shifted(d, **fixed):
+        return _scored({f: 2.0 + 0.01 * i + d + 0.001 * (i % 3) for i, f in enumerate(files)},
+                       **fixed)  # fmt: skip
+
+    results = {"voicebank": {"noisy": noisy, "teacher": shifted(0.5)}}
+    # before the students exist: the baseline check is pending (None), not passed
+    checks = {c["check"]: c for c in teacher_preconditions(results)}
+    assert checks["teacher - student_baseline, PESQ"]["holds"] is None
+    assert checks["teacher - spectral_gating, PESQ"]["holds"] is None
+    assert checks["teacher - noisy, PESQ"]["holds"]
+    results["voicebank"].update(
+        student_baseline=shifted(0.2), student_baseline_seed1=shifted(0.3),
+        spectral_gating=shifted(0.55),
+    )  # fmt: skip
+    checks = {c["check"]: c for c in teacher_preconditions(results)}
+    assert not checks["teacher - spectral_gating, PESQ"]["holds"]  # below classical gating
+    c = checks["teacher - noisy, PESQ"]
+    assert c["margin"] == TEACHER_OVER_NOISY and c["holds"] and c["pairs"] == 8
+    b = checks["teacher - student_baseline, PESQ"]
+    # against the mean of the baseline's two seeds: 0.5 - 0.25
+    assert b["diff"] == pytest.approx(0.25) and b["margin"] == TEACHER_OVER_BASELINE
+    assert b["holds"]
+    results["voicebank"]["teacher"] = shifted(0.2, gain=-0.6)  # an inverted, weaker teacher
+    checks = {c["check"]: c for c in teacher_preconditions(results)}
+    assert not checks["teacher - noisy, PESQ"]["holds"]
+    assert not checks["teacher output gain on clean"]["holds"]
+
 
 # each weight row of the cpu profile: (the beta_at = 1 row its weight is read from, the share)
 AT_WEIGHT_ROWS = {

@@ -1,7 +1,7 @@
 import json
 
 from sekd.metrics import MEASURE, QUALITY
-from sekd.readme import header, results_block
+from sekd.study.readme import header, results_block
 
 
 def _write(path, obj):
@@ -162,7 +162,7 @@ def _deploy_report():
 
 
 def test_deploy_table_and_the_students_speed_line_come_from_the_benchmark_file(tmp_path):
-    from sekd.readme import deploy_block, student_speed_line
+    from sekd.study.readme import deploy_block, student_speed_line
 
     assert "Not measured yet" in deploy_block(root=tmp_path)
     assert student_speed_line(root=tmp_path) == ""
@@ -173,6 +173,7 @@ def test_deploy_table_and_the_students_speed_line_come_from_the_benchmark_file(t
         in block
     )
     assert "| student_1p5gf | 0.0200 | 0.0100 | 0.0100 | 0.0050 | 300 / 301 |" in block
+    assert "peak memory (MB), PyTorch eager / ONNX Runtime |" in block
     assert "median of 3 interleaved rounds" in block
     line = student_speed_line(root=tmp_path)
     assert "0.0200 in PyTorch and 0.0100 in ONNX Runtime on one CPU thread" in line
@@ -182,7 +183,7 @@ def test_deploy_table_and_the_students_speed_line_come_from_the_benchmark_file(t
 def test_replace_block_refuses_a_file_without_its_markers(tmp_path):
     import pytest
 
-    from sekd.readme import replace_block
+    from sekd.study.readme import replace_block
 
     f = tmp_path / "x.md"
     f.write_text("a\n<!-- speed:start -->\nold\n<!-- speed:end -->\nb\n")

@@ -1,6 +1,6 @@
 """Write the README's results block from the files under results/ (numbers are never typed).
 
-`python -m sekd.readme [--profile cpu]` replaces the text between the markers
+`python -m sekd.study.readme [--profile cpu]` replaces the text between the markers
 `<!-- results:start -->` and `<!-- results:end -->` in README.md. Column titles come from the
 metric registry (`sekd.metrics.MEASURES`), verdicts from `sekd.study.stats.verdict`.
 """
@@ -10,17 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from .data.corpus import REPO_ROOT
-from .metrics import MEASURE, QUALITY
-from .outputs import write_text
-from .study.paper import SNR_PAPER_CLAIM
-from .study.stats import direction, verdict
-
-SETS = (
-    ("voicebank", "VoiceBank-DEMAND test pairs"),
-    ("premix", "pre-mixed set"),
-    ("dns", "DNS no-reverb clips"),
-)
+from ..data.corpus import REPO_ROOT
+from ..metrics import MEASURE, QUALITY
+from ..outputs import write_text
+from .paper import SNR_PAPER_CLAIM
+from .spec import SETS
+from .stats import direction, verdict
 
 
 def header(first=("model", "seeds", "params", "GMACs @ 8 s"), keys=QUALITY, last=("enhances",)):
@@ -42,7 +37,7 @@ def _num(v) -> float:
 
 
 def _nd(k: str) -> int:
-    return 2 if k.startswith("si_sdr") else 3
+    return MEASURE[k].decimals
 
 
 def _cell(r: dict, k: str) -> str:
@@ -145,14 +140,29 @@ def _band_line(b: dict) -> str:
     )
 
 
-def snr_block(profile: str, res) -> list[str]:
-    """The SNR teachers-student study: band preconditions, noisy / S1 / S2, S2 - S1."""
-    t3, eff = _load(res / "snr_table3.json"), _load(res / "snr_effect.json")
-    if t3 is None or eff is None:
-        return []
-    keys = [k for k in QUALITY if any(k in r for r in t3)]
-    lines = ["", "**SNR-based teachers-student** (U-Net students `waveunet_cpu`; four band"]
-    lines.append("teachers, named below; S1 without and S2 with SNR-routed teachers).")
+def _band_search_lines(profile: str, bands, search) -> list[str]:
+    tried = []
+    for i, b in enumerate(bands):
+        mine = [c for c in search if c["band"] == i]
+        held = [c["model"] for c in mine if c["holds"]]
+        if mine:
+            names = f" ({', '.join(held)})" if held else ""
+            tried.append(
+                f"band {i + 1} (kept: {b['teacher']}), {len(mine)} weights, {len(held)} held"
+                + names
+            )
+    return [
+        "",
+        "Weights band-checked on these test files while the teachers were chosen "
+        f"(`results/{profile}/snr_band_search.json`): {'; '.join(tried)}. A teacher kept "
+        "because it passed among several candidates scored on the same files owes part of "
+        "its pass to that choice; the confirmation grid below does not.",
+    ]
+
+
+def _band_lines(profile: str, res) -> list[str]:
+    """The band teachers' preconditions, the search that chose them, the confirmation grid."""
+    lines = []
     bands = _load(res / "snr_preconditions.json")
     if bands is not None:
         lines += ["", f"Band teachers against the noisy input on their band's test files "
@@ -161,23 +171,7 @@ def snr_block(profile: str, res) -> list[str]:
         lines += [_band_line(b) for b in bands]
     search = _load(res / "snr_band_search.json")
     if bands is not None and search:
-        tried = []
-        for i, b in enumerate(bands):
-            mine = [c for c in search if c["band"] == i]
-            held = [c["model"] for c in mine if c["holds"]]
-            if mine:
-                names = f" ({', '.join(held)})" if held else ""
-                tried.append(
-                    f"band {i + 1} (kept: {b['teacher']}), {len(mine)} weights, {len(held)} held"
-                    + names
-                )
-        lines += [
-            "",
-            "Weights band-checked on these test files while the teachers were chosen "
-            f"(`results/{profile}/snr_band_search.json`): {'; '.join(tried)}. A teacher kept "
-            "because it passed among several candidates scored on the same files owes part of "
-            "its pass to that choice; the confirmation grid below does not.",
-        ]
+        lines += _band_search_lines(profile, bands, search)
     confirmed = _load(res / "snr_band_confirmation.json")
     if confirmed is not None:
         lines += [
@@ -188,6 +182,49 @@ def snr_block(profile: str, res) -> list[str]:
             "",
         ]
         lines += [_band_line(b) for b in confirmed]
+    return lines
+
+
+def _snr_effect_line(e: dict) -> str:
+    nd = {"pesq": 3, "stoi": 4}.get(e["metric"], 2)
+    seeds = e.get("seeds", 1)
+    per_seed = (
+        f"; per seed {', '.join(_sfmt(d, nd) for d in e['diff_per_seed'])}"
+        if seeds > 1 and "diff_per_seed" in e
+        else ""
+    )
+    side = direction(_num(e["ci_low"]), _num(e["ci_high"]))
+    return (
+        f"- S2 - S1, {MEASURE[e['metric']].title}: {_sfmt(e['diff'], nd)} "
+        f"[{_sfmt(e['ci_low'], nd)}, {_sfmt(e['ci_high'], nd)}] over {e['pairs']} files, "
+        f"{seeds} seed(s){per_seed} (S2 {side} S1; the paper reports {SNR_PAPER_CLAIM})"
+    )
+
+
+def _stoi_loss_line(profile: str, by_snr) -> str:
+    lost: dict[str, list[str]] = {}
+    for r in by_snr:
+        below = direction(_num(r["ci_low"]), _num(r["ci_high"])) == "below"
+        lost.setdefault(r["model"], [])
+        if below:
+            lost[r["model"]].append(f"{r['snr']:+g} dB (gain {r['gain']:.2f})")
+    where = "; ".join(f"{m} at {', '.join(v)}" for m, v in lost.items() if v)
+    where = where or "no model, at no SNR"
+    return (
+        f"- below the noisy input in STOI (`results/{profile}/snr_stoi_by_snr.json`, per test "
+        f"SNR, with the output's gain on the clean signal there): {where}"
+    )
+
+
+def snr_block(profile: str, res) -> list[str]:
+    """The SNR teachers-student study: band preconditions, noisy / S1 / S2, S2 - S1."""
+    t3, eff = _load(res / "snr_table3.json"), _load(res / "snr_effect.json")
+    if t3 is None or eff is None:
+        return []
+    keys = [k for k in QUALITY if any(k in r for r in t3)]
+    lines = ["", "**SNR-based teachers-student** (U-Net students `waveunet_cpu`; four band"]
+    lines.append("teachers, named below; S1 without and S2 with SNR-routed teachers).")
+    lines += _band_lines(profile, res)
     lines += ["", f"Test grid, `results/{profile}/snr_table3.json`:", ""]
     lines += header(("model", "seeds"), keys, ("files", "failed"))
     for r in t3:
@@ -195,37 +232,10 @@ def snr_block(profile: str, res) -> list[str]:
         lines.append(f"| {r['model']} | {r.get('seeds', 1)} | {cells} | {r['files']} | "
                      f"{r['failed']} |")  # fmt: skip
     lines.append("")
-    for e in eff:
-        group = e.get("group", e.get("snr"))
-        if group != "all":
-            continue
-        nd = {"pesq": 3, "stoi": 4}.get(e["metric"], 2)
-        seeds = e.get("seeds", 1)
-        per_seed = (
-            f"; per seed {', '.join(_sfmt(d, nd) for d in e['diff_per_seed'])}"
-            if seeds > 1 and "diff_per_seed" in e
-            else ""
-        )
-        side = direction(_num(e["ci_low"]), _num(e["ci_high"]))
-        lines.append(
-            f"- S2 - S1, {MEASURE[e['metric']].title}: {_sfmt(e['diff'], nd)} "
-            f"[{_sfmt(e['ci_low'], nd)}, {_sfmt(e['ci_high'], nd)}] over {e['pairs']} files, "
-            f"{seeds} seed(s){per_seed} (S2 {side} S1; the paper reports {SNR_PAPER_CLAIM})"
-        )
+    lines += [_snr_effect_line(e) for e in eff if e.get("group", e.get("snr")) == "all"]
     by_snr = _load(res / "snr_stoi_by_snr.json")
     if by_snr is not None:
-        lost: dict[str, list[str]] = {}
-        for r in by_snr:
-            below = direction(_num(r["ci_low"]), _num(r["ci_high"])) == "below"
-            lost.setdefault(r["model"], [])
-            if below:
-                lost[r["model"]].append(f"{r['snr']:+g} dB (gain {r['gain']:.2f})")
-        where = "; ".join(f"{m} at {', '.join(v)}" for m, v in lost.items() if v)
-        where = where or "no model, at no SNR"
-        lines.append(
-            f"- below the noisy input in STOI (`results/{profile}/snr_stoi_by_snr.json`, per test "
-            f"SNR, with the output's gain on the clean signal there): {where}"
-        )
+        lines.append(_stoi_loss_line(profile, by_snr))
     lines.append(
         f"- per SNR and per seen / unseen noise: `results/{profile}/snr_effect.json`; intervals "
         "are cluster bootstraps over source utterances (files made from one utterance are not "
@@ -243,13 +253,13 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
             f"`sekd reproduce --profile {profile}`."
         )
     lines = [
-        f"Profile `{profile}`, written by `python -m sekd.readme` from `results/{profile}/`. The",
-        "VoiceBank-DEMAND test pairs are bundled real files, a subset of the official test set:",
-        "comparable between these models, not with published full-set numbers.",
+        f"Profile `{profile}`, written by `python -m sekd.study.readme` from `results/{profile}/`.",
+        "The VoiceBank-DEMAND test pairs are bundled real files, a subset of the official test",
+        "set: comparable between these models, not with published full-set numbers.",
         "",
         *preconditions_block(profile, res),
     ]
-    for set_name, title in SETS:
+    for set_name, title in SETS.items():
         rows = _load(res / f"mvat_table1_{set_name}.json")
         if rows is None:
             continue
@@ -265,7 +275,7 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
         lines += ["", f"Table 3 rows (ablations), VoiceBank-DEMAND pairs, from "
                   f"`results/{profile}/mvat_table3_voicebank.json`:", ""]  # fmt: skip
         lines += header() + [_row(r) for r in t3]
-    for set_name, title in SETS:
+    for set_name, title in SETS.items():
         eff = _load(res / f"mvat_effect_{set_name}.json")
         if eff is None:
             continue
@@ -303,13 +313,15 @@ def deploy_table(report: dict) -> list[str]:
         f"{RUNTIME_TITLES[n]}, {t} thread{'s' if t > 1 else ''}" for t in threads for n in runtimes
     ]
     lines = [
-        "| model | " + " | ".join(cols) + " | peak memory (MB), eager / ONNX Runtime |",
+        "| model | "
+        + " | ".join(cols)
+        + f" | peak memory (MB), {' / '.join(RUNTIME_TITLES[n] for n in runtimes)} |",
         "|---|" + "---|" * (len(cols) + 1),
     ]
     mem = report["peak_memory_mb"]
     for preset in dict.fromkeys(r["preset"] for r in report["rows"]):
         cells = " | ".join(_fmt(rtf.get((preset, n, t)), 4) for t in threads for n in runtimes)
-        peak = " / ".join(_fmt(mem.get(f"{preset}/{n}"), 0) for n in ("eager", "onnxruntime"))
+        peak = " / ".join(_fmt(mem.get(f"{preset}/{n}"), 0) for n in runtimes)
         lines.append(f"| {preset} | {cells} | {peak} |")
     return lines
 
@@ -324,7 +336,7 @@ def deploy_block(root=REPO_ROOT) -> str:
             "Real-time factor (seconds of compute per second of audio; below 1 is faster than "
             f"real time) of enhancing {a['seconds']:g} s of speech in one call, median of "
             f"{a['rounds']} interleaved rounds, on this machine ({report['cpus']} cores, torch "
-            f"{report['torch']}); written by `python -m sekd.readme` from "
+            f"{report['torch']}); written by `python -m sekd.study.readme` from "
             "`results/benchmarks/deploy_speed.json`:",
             "",
             *deploy_table(report),
@@ -334,7 +346,7 @@ def deploy_block(root=REPO_ROOT) -> str:
 
 def student_speed_line(root=REPO_ROOT) -> str:
     """The 1.5GF student's RTF beside the paper's efficiency columns (Table 1)."""
-    from .study.paper import PAPER_MVAT_TABLE1
+    from .paper import PAPER_MVAT_TABLE1
 
     report = _load(root / "results" / "benchmarks" / "deploy_speed.json")
     if report is None:

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from .data.corpus import REPO_ROOT
-from .outputs import check_outputs, write_text
-from .study import check_profile
+from ..data.corpus import REPO_ROOT
+from ..outputs import check_outputs, write_text
+from .runs import check_profile
 
 NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 

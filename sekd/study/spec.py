@@ -1,0 +1,44 @@
+"""The study's facts, each defined once: its profiles (the folders of configs/), the seeds each
+profile compares runs over, the test sets, and how a run of a config and a seed is labelled.
+Every module, notebook and report reads them from here."""
+
+from __future__ import annotations
+
+from ..config import SHARED
+from ..data.corpus import REPO_ROOT
+
+CONFIGS = REPO_ROOT / "configs"
+# The profiles, smallest first: every folder of configs/ but the shared one.
+_ORDER = ("smoke", "quick", "cpu", "paper")
+PROFILES = tuple(
+    sorted(
+        (p.name for p in CONFIGS.iterdir() if p.is_dir() and p.name != SHARED),
+        key=lambda name: (_ORDER.index(name) if name in _ORDER else len(_ORDER), name),
+    )
+)
+# The seeds each profile's study trains its compared runs with (MV-AT's three main rows, S1 and
+# S2); None is the config's own seed. The notebooks' `seeds = None` means these.
+STUDY_SEEDS = {"smoke": (None,), "quick": (None,), "cpu": (None, 1, 2), "paper": (None, 1, 2)}
+
+# The MV-AT study's test sets: {name: what a reader calls it}.
+SETS = {
+    "voicebank": "VoiceBank-DEMAND test pairs",
+    "premix": "pre-mixed set",
+    "dns": "DNS no-reverb clips",
+}
+
+_SEED = "_seed"
+
+
+def label(name: str, seed: int | None = None) -> str:
+    """The label of the run of config `name` with `seed` (None: the config's own seed): its
+    folder under runs/ and checkpoints/, and its name in results."""
+    return name if seed is None else f"{name}{_SEED}{seed}"
+
+
+def parse_label(text: str) -> tuple[str, int | None]:
+    """(config name, seed) of a run label: the inverse of `label`."""
+    name, sep, seed = text.rpartition(_SEED)
+    if sep and name and seed.isdigit():
+        return name, int(seed)
+    return text, None
