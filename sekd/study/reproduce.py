@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from jupyter_client.manager import KernelManager
+
 from ..data.corpus import REPO_ROOT
 from ..outputs import check_outputs, write_text
 from .runs import check_profile
@@ -114,7 +116,7 @@ def check_parameters(books: list[Path], parameters: dict) -> dict[Path, dict]:
 
 
 def record_times(path: Path, profile: str, times, parameters: dict | None) -> dict:
-    """Merge this run's notebook times into `path` (results/<profile>/reproduce_times.json): a
+    """Merge this run's notebook times into `path` (<out>/reproduce_times.json): a
     notebook run again replaces its own entry, the others' entries are kept, so a study run in
     parts (`--only 06`, later `--only 07`) keeps every notebook's last time and parameters."""
     path = Path(path)
@@ -147,6 +149,47 @@ def record_times(path: Path, profile: str, times, parameters: dict | None) -> di
     return record
 
 
+class IPCKernelManager(KernelManager):
+    """A kernel manager on IPC sockets: a kernel on this machine needs no TCP port, and over TCP
+    ipykernel warns on every start that the traffic is unencrypted."""
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("transport", "ipc")
+        super().__init__(**kwargs)
+
+
+def _progress(name: str, book: Path):
+    """A callback printing one line per executed code cell: cell i of N, seconds so far."""
+    import nbformat
+
+    cells = nbformat.read(book, as_version=4).cells
+    total = sum(c.cell_type == "code" for c in cells) + 1  # papermill injects the parameters
+    done, t0 = [0], time.perf_counter()
+
+    def on_cell_executed(cell, cell_index, execute_reply):
+        if cell.cell_type == "code":
+            done[0] += 1
+            print(f"  {name}: cell {done[0]} of {total}, {time.perf_counter() - t0:.0f} s",
+                  flush=True)  # fmt: skip
+
+    return on_cell_executed
+
+
+def _execute(book: Path, target: Path, parameters: dict, notebook_dir: Path) -> None:
+    import papermill as pm
+
+    pm.execute_notebook(
+        str(book),
+        str(target),
+        parameters=parameters,
+        cwd=str(notebook_dir),
+        kernel_name="python3",
+        progress_bar=False,
+        kernel_manager_class=IPCKernelManager,
+        on_cell_executed=_progress(book.stem, book),
+    )
+
+
 def reproduce(
     profile: str,
     only=None,
@@ -154,6 +197,9 @@ def reproduce(
     parameters: dict | None = None,
     notebook_dir: Path = NOTEBOOK_DIR,
 ) -> int:
+    """Execute the selected notebooks in order into `out` (reports/<profile> by default), each
+    with its HTML export, and record their times in `out`/reproduce_times.json. Returns 0, or 1
+    at the first failing notebook (named with its cell)."""
     import papermill as pm
 
     check_profile(profile)
@@ -168,14 +214,7 @@ def reproduce(
         print(f"[{profile}] {book.name} ...", flush=True)
         target = out / book.name
         try:
-            pm.execute_notebook(
-                str(book),
-                str(target),
-                parameters={"profile": profile, **shares[book]},
-                cwd=str(notebook_dir),
-                kernel_name="python3",
-                progress_bar=False,
-            )
+            _execute(book, target, {"profile": profile, **shares[book]}, notebook_dir)
         except pm.PapermillExecutionError as err:
             print(
                 f"FAILED: {book.name}, cell {err.cell_index} (execution count {err.exec_count}): "
@@ -186,13 +225,9 @@ def reproduce(
             return 1
         export_html(target)
         times.append((book.name, time.perf_counter() - t0))
+    used = {k: v for share in shares.values() for k, v in share.items()}
+    record_times(out / "reproduce_times.json", profile, times, used)
     total = sum(t for _, t in times)
-    record_times(
-        REPO_ROOT / "results" / profile / "reproduce_times.json",
-        profile,
-        times,
-        {k: v for share in shares.values() for k, v in share.items()},
-    )
     print(f"\nprofile {profile}: {len(times)} notebook(s) in {total / 60:.1f} min -> {out}")
     for name, t in times:
         print(f"  {name:<34} {t:7.1f} s")

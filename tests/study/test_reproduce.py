@@ -57,6 +57,20 @@ def test_reproduce_stops_at_first_failure_naming_notebook_and_cell(tmp_path, cap
     assert not (tmp_path / "out" / "02_never.ipynb").exists()
 
 
+def test_reproduce_shows_progress_per_cell_without_the_kernels_tcp_warning(tmp_path, capfd):
+    books = tmp_path / "books"
+    books.mkdir()
+    _book(books / "00_a.ipynb", ["x = 1", "y = 2"])
+    assert reproduce("smoke", out=tmp_path / "out", notebook_dir=books) == 0
+    out, err = capfd.readouterr()
+    # the parameters cell, the injected one and the two others, in order
+    lines = [ln.strip() for ln in out.splitlines() if ln.strip().startswith("00_a: cell")]
+    assert [ln.split(",")[0] for ln in lines] == [f"00_a: cell {i} of 4" for i in range(1, 5)]
+    assert "without encryption" not in out + err
+    times = json.loads((tmp_path / "out" / "reproduce_times.json").read_text())
+    assert list(times["notebooks"]) == ["00_a.ipynb"]
+
+
 def test_record_times_keeps_other_notebooks_and_replaces_a_rerun(tmp_path, monkeypatch):
     path = tmp_path / "reproduce_times.json"
     path.write_text(
