@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .data.audio import SAMPLE_RATE
+from .metrics import MEASURE
 
 SR = SAMPLE_RATE
 
@@ -140,6 +141,26 @@ def plot_arm_curves(arms: dict, key: str, kind: str = "valid", title: str = ""):
     return _step_axes(
         fig, ax, key, title or f"{kind} {key}, mean over seeds (band: lowest to highest seed)"
     )
+
+
+def plot_paired_trend(rows: list[dict], title: str = ""):
+    """`sekd.study.mvat.paired_trend` rows as one panel per metric: each method's mean paired
+    difference to its baseline against the step, shaded one std over seeds either side, and 0."""
+    plt = _plt()
+    metrics = list(dict.fromkeys(r["metric"] for r in rows))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.5), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        for method in dict.fromkeys(r["method"] for r in rows if r["metric"] == metric):
+            mine = [r for r in rows if r["metric"] == metric and r["method"] == method]
+            steps = np.array([r["step"] for r in mine])
+            diff = np.array([r["diff"] for r in mine])
+            std = np.nan_to_num(np.array([r["diff_std_over_seeds"] for r in mine]))
+            label = f"{method} - {mine[0]['baseline']} ({mine[0]['seeds']} seeds)"
+            (line,) = ax.plot(steps, diff, marker="o", ms=3, label=label)
+            ax.fill_between(steps, diff - std, diff + std, color=line.get_color(), alpha=0.2, lw=0)
+        ax.axhline(0.0, color="k", lw=0.8)
+        _step_axes(fig, ax, f"{MEASURE[metric].title} difference", title or "paired difference")
+    return fig
 
 
 def plot_attention_maps(maps: dict, title: str = ""):

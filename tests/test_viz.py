@@ -31,3 +31,21 @@ def test_plot_arm_curves_draws_each_arms_mean_over_seeds():
     assert set(lines) == {"baseline (2 seeds)", "mvat (1 seed)"}
     np.testing.assert_allclose(lines["baseline (2 seeds)"].get_ydata(), [2.0, 2.0])
     assert len(fig.axes[0].collections) == 1  # a band only where there are several seeds
+
+
+def test_paired_trend_figure_has_a_panel_per_metric_with_zero_marked():
+    from sekd.viz import plot_paired_trend
+
+    rows = [
+        {"method": m, "baseline": "baseline", "metric": k, "step": s, "diff": d,
+         "diff_std_over_seeds": 0.1, "seeds": 3}
+        for m in ("mvat_dual_q1", "mvat_dual_kd") for k in ("pesq", "si_sdri")
+        for s, d in ((1000, -0.1), (2000, -0.2))
+    ]  # fmt: skip
+    fig = plot_paired_trend(rows)
+    axes = fig.axes
+    assert [a.get_ylabel() for a in axes] == ["PESQ difference", "SI-SDRi (dB) difference"]
+    assert all(a.get_xlabel() == "step" for a in axes)
+    labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
+    assert labels == ["mvat_dual_q1 - baseline (3 seeds)", "mvat_dual_kd - baseline (3 seeds)"]
+    assert any(list(line.get_ydata()) == [0.0, 0.0] for line in axes[0].get_lines())

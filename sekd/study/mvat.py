@@ -307,6 +307,32 @@ def at_weight_for_share(
             "window_steps": window, "seeds": list(seeds), **mean}  # fmt: skip
 
 
+def paired_trend(
+    profile: str, method: str, baseline: str = "baseline", seeds=(None, 1, 2),
+    metrics=("pesq", "si_sdri"),
+) -> list[dict]:  # fmt: skip
+    """The paired difference (method - baseline) of validation measures against the step:
+    for each metric and each step every seed's pair validated at, the mean over seeds of
+    (row `method` of a seed) - (row `baseline` of the same seed, on the same stream of
+    examples), its spread (std over seeds) and each seed's difference. Does the gap close,
+    hold or grow with training?"""
+    out = []
+    for metric in metrics:
+        per_seed = []
+        for seed in seeds:
+            a = {r["step"]: r[metric] for r in curves(profile, f"student_{baseline}", seed)[1]}
+            b = {r["step"]: r[metric] for r in curves(profile, f"student_{method}", seed)[1]}
+            per_seed.append({k: b[k] - a[k] for k in set(a) & set(b)})
+        for step in sorted(set.intersection(*(set(d) for d in per_seed))):
+            diffs = [d[step] for d in per_seed]
+            out.append({"method": method, "baseline": baseline, "metric": metric,
+                        "step": step, "diff": float(np.mean(diffs)),
+                        "diff_std_over_seeds": float(np.std(diffs, ddof=1)) if len(diffs) > 1
+                        else float("nan"), "diff_per_seed": diffs,
+                        "seeds": len(diffs)})  # fmt: skip
+    return out
+
+
 def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)) -> list[dict]:
     """Per metric: the difference (method - baseline), paired by file and seed.
 

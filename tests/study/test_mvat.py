@@ -209,3 +209,33 @@ def test_5p3gf_rows_differ_from_the_1p5gf_rows_in_the_student_alone(row):
     for section in ("data", "optim", "train", "objective", "teacher"):
         assert getattr(big, section) == getattr(small, section), section
     assert big.seed == small.seed == 1
+
+
+def test_paired_trend_pairs_each_seeds_arms_by_step(tmp_path, monkeypatch, tmp_study_paths):
+    import sekd.study.runs as study
+    from sekd.study.mvat import paired_trend
+
+    monkeypatch.setattr(study, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(study, "paths", tmp_study_paths)
+    valid = {  # {run: {step: pesq}}; seed 1's baseline also validated at step 3, alone
+        "student_baseline": {1: 1.0, 2: 1.5},
+        "student_mvat_dual_kd": {1: 1.2, 2: 1.4},
+        "student_baseline_seed1": {1: 2.0, 2: 2.0, 3: 2.5},
+        "student_mvat_dual_kd_seed1": {1: 2.0, 2: 2.1},
+    }
+    for run, points in valid.items():
+        folder = tmp_path / "runs" / "smoke" / run
+        folder.mkdir(parents=True)
+        lines = [
+            {"kind": "valid", "step": s, "pesq": v, "si_sdri": 10 * v} for s, v in points.items()
+        ]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    rows = paired_trend("smoke", "mvat_dual_kd", seeds=(None, 1))
+    pesq = [r for r in rows if r["metric"] == "pesq"]
+    assert [r["step"] for r in pesq] == [1, 2]
+    assert pesq[0]["diff_per_seed"] == pytest.approx([0.2, 0.0])
+    assert pesq[0]["diff"] == pytest.approx(0.1)
+    assert pesq[1]["diff"] == pytest.approx(0.0) and pesq[1]["seeds"] == 2
+    assert pesq[1]["diff_std_over_seeds"] == pytest.approx(np.std([-0.1, 0.1], ddof=1))
+    sdri = [r for r in rows if r["metric"] == "si_sdri"]
+    assert sdri[0]["diff"] == pytest.approx(1.0)
