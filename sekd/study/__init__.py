@@ -65,6 +65,14 @@ from .snr import (
 )
 from .spec import PROFILES, SETS, STUDY_SEEDS, label, parse_label
 from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
+from .verdicts import (
+    Budget,
+    dominated_rows_sentence,
+    mvat_conclusion,
+    mvat_effect_sentence,
+    study_budget,
+    teacher_verdict,
+)
 
 
 def write_table(profile: str, name: str, rows: list[dict]):
@@ -75,6 +83,12 @@ def write_table(profile: str, name: str, rows: list[dict]):
 
 
 __all__ = [
+    "Budget",
+    "dominated_rows_sentence",
+    "mvat_conclusion",
+    "mvat_effect_sentence",
+    "study_budget",
+    "teacher_verdict",
     "label",
     "parse_label",
     "MAIN_ROWS",

@@ -16,6 +16,12 @@ PAPER_MVAT_TABLE1 = {
 PAPER_GFLOPS = {"manner_b": 61.92, "manner_s_38gf": 38.34, "student_1p5gf": 1.46,
                 "student_5p3gf": 5.32, "student_8p1gf": 8.14}  # fmt: skip
 
+# How the paper trained its students (Section 3): what every verdict sets our budget beside.
+PAPER_MVAT_BUDGET = (
+    f"350 epochs at batch 4, a MANNER-B teacher of "
+    f"{PAPER_MVAT_TABLE1['MANNER-B-Teacher']['params_m']}M parameters"
+)
+
 # Our Table 3 row names -> the paper's Table 1 rows they reproduce.
 PAPER_ROW = {
     "teacher": "MANNER-B-Teacher",

@@ -15,7 +15,8 @@ from ..metrics import MEASURE, QUALITY
 from ..outputs import write_text
 from .paper import SNR_PAPER_CLAIM
 from .spec import SETS
-from .stats import direction, verdict
+from .stats import direction
+from .verdicts import mvat_effect_sentence, study_budget, teacher_verdict
 
 
 def header(first=("model", "seeds", "params", "GMACs @ 8 s"), keys=QUALITY, last=("enhances",)):
@@ -84,40 +85,12 @@ def preconditions_block(profile: str, res) -> list[str]:
             f"- {c['set']}: {c['check']} = {_sfmt(c['diff'], 3)}{ci} ({need}): "
             f"{'holds' if c['holds'] else '**fails**'}"
         )
-    lines += [
-        "",
-        "The teacher meets every precondition."
-        if ok
-        else "**The teacher does not meet every precondition: the distillation comparison "
-        "below cannot test the paper's claim, whatever its sign.**",
-    ]
-    return lines
+    return [*lines, "", teacher_verdict(ok)]
 
 
-def effect_lines(effects: list[dict]) -> list[str]:
-    lines = []
-    for e in effects:
-        if e["metric"] != "pesq":
-            continue
-        seeds = e.get("seeds", 1)
-        per_seed = (
-            f" (per seed: {', '.join(_sfmt(d, 3) for d in e['diff_per_seed'])})"
-            if seeds > 1
-            else ""
-        )
-        paper = e.get("paper")
-        against = (
-            f"this {verdict(_num(e['ci_low']), _num(e['ci_high']), paper)} the paper's {paper:+.2f}"
-            if paper
-            else f"{direction(_num(e['ci_low']), _num(e['ci_high']))} 0 (not in the paper)"
-        )
-        lines.append(
-            f"- {e['method']}: {_sfmt(e['diff'], 3)} "
-            f"[{_sfmt(e['ci_low'], 3)}, {_sfmt(e['ci_high'], 3)}] "
-            f"over {e['pairs']} files ({e.get('interval', 't-interval over files')}), each "
-            f"averaged over {seeds} seed(s){per_seed}; {against}"
-        )
-    return lines
+def effect_lines(effects: list[dict], budget) -> list[str]:
+    """The PESQ effects of a set, one sentence each (`verdicts.mvat_effect_sentence`)."""
+    return [f"- {mvat_effect_sentence(e, budget)}" for e in effects if e["metric"] == "pesq"]
 
 
 def _band_line(b: dict) -> str:
@@ -275,6 +248,7 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
         lines += ["", f"Table 3 rows (ablations), VoiceBank-DEMAND pairs, from "
                   f"`results/{profile}/mvat_table3_voicebank.json`:", ""]  # fmt: skip
         lines += header() + [_row(r) for r in t3]
+    budget = study_budget(profile)
     for set_name, title in SETS.items():
         eff = _load(res / f"mvat_effect_{set_name}.json")
         if eff is None:
@@ -284,7 +258,7 @@ def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
             f"Distillation effect on PESQ, {title}, paired by file (mean difference to the "
             f"baseline, 95 % interval; `results/{profile}/mvat_effect_{set_name}.json`):",
             "",
-            *effect_lines(eff),
+            *effect_lines(eff, budget),
         ]
     lines += snr_block(profile, res)
     fig = res / "figures" / "05_maps_after.png"

@@ -63,11 +63,12 @@ def test_results_block_reads_the_files_with_seed_spread_and_verdicts(tmp_path):
     text = results_block("cpu", root=tmp_path)
     assert "| student_baseline | 3 |" in text and "2.000 ± 0.042" in text
     assert "| noisy | 1 |" in text and "1.900 |" in text and "| **no** |" in text
-    assert "per seed: +0.040, +0.050, +0.060" in text and "agrees with the paper's +0.06" in text
-    assert "contradicts the paper's +0.07" in text
     assert (
-        "mvat_dual_mean: +0.050 [+0.010, +0.090]" in text and "above 0 (not in the paper)" in text
+        "per seed +0.040, +0.050, +0.060" in text and "reports +0.06: this agrees with it" in text
     )
+    assert "reports +0.07: this contradicts it" in text
+    assert "At 10,000 steps of 4 x 1 s (about 11 h of audio)" in text  # every verdict's budget
+    assert "per-frame mean is +0.050 [+0.010, +0.090] PESQ above the baseline" in text
     assert "teacher - noisy, PESQ = +0.600 [+0.400, +0.800] over 31 files" in text
     assert "teacher output gain on clean = -0.500 (needs > 0): **fails**" in text
     assert "does not meet every precondition" in text
