@@ -3,7 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.sekd-installed
+# the one pin of torch (environment.yml lists the same: tests/test_setup.py)
 TORCH := torch==2.13.0
+TORCH_VERSION := $(patsubst torch==%,%,$(TORCH))
 PROFILE ?= quick
 
 .PHONY: setup test study lint format clean-venv
@@ -15,7 +17,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check $(TORCH)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
-	$(BIN)/python -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(v != '2.13.0' and f'torch {torch.__version__} installed, expected 2.13.0')"
+	$(BIN)/python -c "import torch, sys; v = torch.__version__.split('+')[0]; sys.exit(v != '$(TORCH_VERSION)' and f'torch {torch.__version__} installed, expected $(TORCH_VERSION)')"
 	touch $(STAMP)
 
 # unit tests, then every notebook in the smoke profile under nbval (lax: errors fail, outputs

@@ -19,23 +19,10 @@ import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .checks import at_least, choice
 from .data.audio import SAMPLE_RATE
 from .distill.objective import ObjectiveConfig
 from .models.registry import STORAGE_DTYPES
-
-
-def _choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
-
-
-def _at_least(section, minimum, *keys) -> None:
-    """Each `section.key` must be >= minimum (the error names the key and the value)."""
-    name = type(section).__name__.removesuffix("Config").lower()
-    for key in keys:
-        value = getattr(section, key)
-        if value < minimum:
-            raise ValueError(f"{name}.{key} must be >= {minimum}; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -61,10 +48,10 @@ class DataConfig:
     voicebank_root: str = ""  # voicebank: a prepared 16 kHz tree
 
     def __post_init__(self):
-        _choice("data.source", self.source, ("corpus", "paired", "voicebank"))
-        _at_least(self, 2, "segment")  # the model normalises by the segment's std
-        _at_least(self, 1, "hop", "examples_per_epoch")
-        _at_least(self, 0, "valid_utterances")
+        choice("data.source", self.source, ("corpus", "paired", "voicebank"))
+        at_least(self, 2, "segment")  # the model normalises by the segment's std
+        at_least(self, 1, "hop", "examples_per_epoch")
+        at_least(self, 0, "valid_utterances")
         if not self.valid_seconds > 0:
             raise ValueError(f"data.valid_seconds must be > 0; got {self.valid_seconds!r}")
         if self.snr_range and len(self.snr_range) != 2:
@@ -85,8 +72,8 @@ class ModelConfig:
     def __post_init__(self):
         from .models import preset_names
 
-        _choice("model.preset", self.preset, preset_names())
-        _choice("model.init", self.init, ("default", "identity", "checkpoint"))
+        choice("model.preset", self.preset, preset_names())
+        choice("model.init", self.init, ("default", "identity", "checkpoint"))
         if (self.init == "checkpoint") != bool(self.checkpoint):
             raise ValueError(
                 "model.init = checkpoint needs model.checkpoint (the weights to start from), "
@@ -103,8 +90,8 @@ class TeacherConfig:
     between: str = "nearest"  # SNRs between bands go to the nearest band
 
     def __post_init__(self):
-        _choice("teacher.routing", self.routing, ("none", "single", "snr"))
-        _choice("teacher.between", self.between, ("nearest", "error"))
+        choice("teacher.routing", self.routing, ("none", "single", "snr"))
+        choice("teacher.between", self.between, ("nearest", "error"))
         if self.routing == "single" and len(self.checkpoints) != 1:
             raise ValueError("teacher.routing = single needs exactly one checkpoint")
         if self.routing == "snr" and (not self.bands or len(self.bands) != len(self.checkpoints)):
@@ -122,12 +109,12 @@ class OptimConfig:
     grad_clip: float = 0.0
 
     def __post_init__(self):
-        _choice("optim.schedule", self.schedule, ("onecycle", "plateau", "constant"))
+        choice("optim.schedule", self.schedule, ("onecycle", "plateau", "constant"))
         if not self.lr > 0:
             raise ValueError(f"optim.lr must be > 0; got {self.lr!r}")
         if not 0 < self.pct_start < 1:
             raise ValueError(f"optim.pct_start must be between 0 and 1; got {self.pct_start!r}")
-        _at_least(self, 0, "plateau_patience", "grad_clip")
+        at_least(self, 0, "plateau_patience", "grad_clip")
 
 
 @dataclass(frozen=True)
@@ -145,9 +132,9 @@ class TrainConfig:
     bf16: bool = False
 
     def __post_init__(self):
-        _choice("train.valid_metric", self.valid_metric, ("pesq", "loss"))
-        _at_least(self, 1, "batch_size", "epochs", "log_every", "accumulate")
-        _at_least(self, 0, "max_steps", "valid_every", "num_workers", "checkpoint_every")
+        choice("train.valid_metric", self.valid_metric, ("pesq", "loss"))
+        at_least(self, 1, "batch_size", "epochs", "log_every", "accumulate")
+        at_least(self, 0, "max_steps", "valid_every", "num_workers", "checkpoint_every")
         if self.batch_size % self.accumulate:
             raise ValueError(
                 f"train.accumulate ({self.accumulate}) must divide "
@@ -180,7 +167,7 @@ class ExportConfig:
     dtype: str = "float32"  # one of models.registry.STORAGE_DTYPES: float32 | float16
 
     def __post_init__(self):
-        _choice("export.dtype", self.dtype, tuple(STORAGE_DTYPES))
+        choice("export.dtype", self.dtype, tuple(STORAGE_DTYPES))
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..checks import choice
 from ..losses import weighted_losses
 from ..models.manner import VIEWS
 from ..models.protocol import Distillable
@@ -55,11 +56,6 @@ register_at(ATKind("mvat", "views", "view_blocks", VIEWS, mvat_map_loss))
 register_at(ATKind("single_view", "layers", "layer_keys", None, single_view_map_loss))
 
 
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}; got {value!r}")
-
-
 @dataclass(frozen=True)
 class ObjectiveConfig:
     """The `[objective]` section of a run config, and the objective's own settings.
@@ -91,10 +87,10 @@ class ObjectiveConfig:
         from ..objectives import OBJECTIVE_KINDS, canonical_kind
 
         object.__setattr__(self, "kind", canonical_kind(self.kind))
-        _choice("objective.kind", self.kind, tuple(OBJECTIVE_KINDS))
-        _choice("objective.at", self.at, ("none", *AT_KINDS))
-        _choice("objective.pairing", self.pairing, PAIRINGS)
-        _choice("objective.at_reduction", self.at_reduction, AT_REDUCTIONS)
+        choice("objective.kind", self.kind, tuple(OBJECTIVE_KINDS))
+        choice("objective.at", self.at, ("none", *AT_KINDS))
+        choice("objective.pairing", self.pairing, PAIRINGS)
+        choice("objective.at_reduction", self.at_reduction, AT_REDUCTIONS)
         if self.q not in (1, 2):
             raise ValueError(f"objective.q must be 1 or 2, got {self.q}")
         if not self.p > 0:

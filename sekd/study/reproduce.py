@@ -122,7 +122,8 @@ def record_times(path: Path, profile: str, times, parameters: dict | None) -> di
     path = Path(path)
     record = json.loads(path.read_text()) if path.is_file() else {}
     books = record.get("notebooks", {})
-    for name, seconds in record.get("seconds", {}).items():  # the earlier one-run format
+    # a record holding one run's times as {"seconds": {notebook: s}} becomes per-notebook entries
+    for name, seconds in record.get("seconds", {}).items():
         books.setdefault(
             name,
             {
