@@ -16,7 +16,7 @@ from ..outputs import write_text
 from .paper import SNR_PAPER_CLAIM
 from .spec import SETS
 from .stats import direction
-from .verdicts import mvat_effect_sentence, study_budget, teacher_verdict
+from .verdicts import mvat_effect_sentence, nan_if_none, signed, study_budget, teacher_verdict
 
 
 def header(first=("model", "seeds", "params", "GMACs @ 8 s"), keys=QUALITY, last=("enhances",)):
@@ -28,22 +28,11 @@ def _fmt(v, nd=3):
     return "n/a" if v is None or v != v else f"{v:.{nd}f}"
 
 
-def _sfmt(v, nd=3):
-    """Signed, or n/a for a missing (null / NaN) value."""
-    return "n/a" if v is None or v != v else f"{v:+.{nd}f}"
-
-
-def _num(v) -> float:
-    return float("nan") if v is None else v
-
-
-def _nd(k: str) -> int:
-    return MEASURE[k].decimals
-
-
 def _cell(r: dict, k: str) -> str:
     sd = r.get(f"{k}_std_over_seeds")
-    return _fmt(r.get(k), _nd(k)) + (f" ± {_fmt(sd, _nd(k))}" if sd is not None else "")
+    return _fmt(r.get(k), MEASURE[k].decimals) + (
+        f" ± {_fmt(sd, MEASURE[k].decimals)}" if sd is not None else ""
+    )
 
 
 def _row(r: dict) -> str:
@@ -72,7 +61,7 @@ def preconditions_block(profile: str, res) -> list[str]:
             lines.append(f"- {c['set']}: {c['check']}: **pending** (not scored yet)")
             continue
         ci = (
-            f" [{_sfmt(c['ci_low'])}, {_sfmt(c['ci_high'])}] over {c['pairs']} files"
+            f" [{signed(c['ci_low'])}, {signed(c['ci_high'])}] over {c['pairs']} files"
             if "ci_low" in c
             else ""
         )
@@ -82,7 +71,7 @@ def preconditions_block(profile: str, res) -> list[str]:
             else f"needs > {c['margin']:g}"
         )
         lines.append(
-            f"- {c['set']}: {c['check']} = {_sfmt(c['diff'], 3)}{ci} ({need}): "
+            f"- {c['set']}: {c['check']} = {signed(c['diff'], 3)}{ci} ({need}): "
             f"{'holds' if c['holds'] else '**fails**'}"
         )
     return [*lines, "", teacher_verdict(ok)]
@@ -99,13 +88,13 @@ def _band_line(b: dict) -> str:
         return f"- {b['teacher']}: no test files in its band"
     return (
         f"- {b['teacher']} ({', '.join(f'{s:+g}' for s in b['snrs'])} dB, "
-        f"{b['files']} files): PESQ {_sfmt(b['pesq_diff'], 3)} "
-        f"[{_sfmt(b['pesq_ci_low'], 3)}, {_sfmt(b['pesq_ci_high'], 3)}], "
-        f"SI-SDRi {_sfmt(b['si_sdri_diff'], 2)} dB "
-        f"[{_sfmt(b['si_sdri_ci_low'], 2)}, {_sfmt(b['si_sdri_ci_high'], 2)}]"
+        f"{b['files']} files): PESQ {signed(b['pesq_diff'], 3)} "
+        f"[{signed(b['pesq_ci_low'], 3)}, {signed(b['pesq_ci_high'], 3)}], "
+        f"SI-SDRi {signed(b['si_sdri_diff'], 2)} dB "
+        f"[{signed(b['si_sdri_ci_low'], 2)}, {signed(b['si_sdri_ci_high'], 2)}]"
         + (
-            f" (seen noises {_sfmt(b['si_sdri_diff_seen'], 2)}, unseen "
-            f"{_sfmt(b['si_sdri_diff_unseen'], 2)})"
+            f" (seen noises {signed(b['si_sdri_diff_seen'], 2)}, unseen "
+            f"{signed(b['si_sdri_diff_unseen'], 2)})"
             if "si_sdri_diff_unseen" in b
             else ""
         )
@@ -162,14 +151,14 @@ def _snr_effect_line(e: dict) -> str:
     nd = {"pesq": 3, "stoi": 4}.get(e["metric"], 2)
     seeds = e.get("seeds", 1)
     per_seed = (
-        f"; per seed {', '.join(_sfmt(d, nd) for d in e['diff_per_seed'])}"
+        f"; per seed {', '.join(signed(d, nd) for d in e['diff_per_seed'])}"
         if seeds > 1 and "diff_per_seed" in e
         else ""
     )
-    side = direction(_num(e["ci_low"]), _num(e["ci_high"]))
+    side = direction(nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"]))
     return (
-        f"- S2 - S1, {MEASURE[e['metric']].title}: {_sfmt(e['diff'], nd)} "
-        f"[{_sfmt(e['ci_low'], nd)}, {_sfmt(e['ci_high'], nd)}] over {e['pairs']} files, "
+        f"- S2 - S1, {MEASURE[e['metric']].title}: {signed(e['diff'], nd)} "
+        f"[{signed(e['ci_low'], nd)}, {signed(e['ci_high'], nd)}] over {e['pairs']} files, "
         f"{seeds} seed(s){per_seed} (S2 {side} S1; the paper reports {SNR_PAPER_CLAIM})"
     )
 
@@ -177,7 +166,7 @@ def _snr_effect_line(e: dict) -> str:
 def _stoi_loss_line(profile: str, by_snr) -> str:
     lost: dict[str, list[str]] = {}
     for r in by_snr:
-        below = direction(_num(r["ci_low"]), _num(r["ci_high"])) == "below"
+        below = direction(nan_if_none(r["ci_low"]), nan_if_none(r["ci_high"])) == "below"
         lost.setdefault(r["model"], [])
         if below:
             lost[r["model"]].append(f"{r['snr']:+g} dB (gain {r['gain']:.2f})")

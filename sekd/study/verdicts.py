@@ -55,11 +55,13 @@ def study_budget(profile: str, run: str = "student_baseline", teacher: str = "te
     return Budget(cfg.train.max_steps, cfg.train.batch_size, cfg.data.segment, params)
 
 
-def _signed(v, nd: int = 3) -> str:
+def signed(v, nd: int = 3) -> str:
+    """`v` with its sign and `nd` decimals, or n/a for a missing (null / NaN) value."""
     return "n/a" if v is None or v != v else f"{v:+.{nd}f}"
 
 
-def _num(v) -> float:
+def nan_if_none(v) -> float:
+    """A value read from strict JSON, where NaN was written as null."""
     return float("nan") if v is None else v
 
 
@@ -67,16 +69,16 @@ def mvat_effect_sentence(e: dict, budget: Budget) -> str:
     """One distillation effect (a `distillation_effect` row) as a sentence with its budget:
     the difference to the baseline, its interval, its seeds and, where the paper reports the
     row, how it stands against the paper's effect at the paper's budget."""
-    lo, hi = _num(e["ci_low"]), _num(e["ci_high"])
+    lo, hi = nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"])
     title = ROW_TITLES.get(e["method"], e["method"])
     seeds = e.get("seeds", 1)
     per_seed = (
-        f"; per seed {', '.join(_signed(d) for d in e['diff_per_seed'])}"
+        f"; per seed {', '.join(signed(d) for d in e['diff_per_seed'])}"
         if seeds > 1 and "diff_per_seed" in e
         else ""
     )
     sentence = (
-        f"At {budget.phrase()}, {title} is {_signed(e['diff'])} [{_signed(lo)}, {_signed(hi)}] "
+        f"At {budget.phrase()}, {title} is {signed(e['diff'])} [{signed(lo)}, {signed(hi)}] "
         f"{e['metric'].upper()} {direction(lo, hi)} the baseline over {e['pairs']} files "
         f"({e.get('interval', 't-interval over files')}; {seeds} seed(s){per_seed})"
     )
