@@ -95,10 +95,11 @@ def _scores(run: str) -> str:
     path = SCORES / f"{run}.json"
     if not path.is_file():
         return "Not scored yet."
-    mean = json.loads(path.read_text())["mean"]
+    scored = json.loads(path.read_text())
+    mean = scored["mean"]
     noisy = json.loads((SCORES / "noisy.json").read_text())["mean"]
     return (
-        f"On the {json.loads(path.read_text())['scored']} bundled VoiceBank-DEMAND test pairs "
+        f"On the {scored['scored']} bundled VoiceBank-DEMAND test pairs "
         f"(results/cpu/voicebank/{run}.json): PESQ {mean['pesq']:.2f} (noisy input "
         f"{noisy['pesq']:.2f}), STOI {mean['stoi']:.3f} ({noisy['stoi']:.3f}), SI-SDR "
         f"improvement {mean['si_sdri']:+.2f} dB."
