@@ -76,14 +76,18 @@ def audio(x: np.ndarray, rate: int = SR):
 
 
 def players(signals: dict):
-    """An HTML row of labelled audio players, for noisy / teacher / student / clean."""
+    """An HTML row of labelled audio players, for noisy / teacher / student / clean: one
+    column each, every player as wide as its column, so the row fits its output area."""
     from IPython.display import HTML
 
     cells = "".join(
-        f"<td style='padding:4px'><b>{name}</b><br>{audio(x)._repr_html_()}</td>"
+        f"<div style='min-width:0'><b>{name}</b><br>"
+        + audio(x)._repr_html_().replace("<audio ", "<audio style='width:100%' ", 1)
+        + "</div>"
         for name, x in signals.items()
     )
-    return HTML(f"<table><tr>{cells}</tr></table>")
+    grid = f"display:grid;grid-template-columns:repeat({len(signals)},minmax(0,1fr));gap:8px"
+    return HTML(f"<div style='{grid}'>{cells}</div>")
 
 
 def plot_curves(runs: dict, key: str, kind: str = "train", title: str = ""):
@@ -163,29 +167,94 @@ def plot_paired_trend(rows: list[dict], title: str = ""):
     return fig
 
 
-def plot_attention_maps(maps: dict, title: str = ""):
-    """Teacher vs student temporal attention maps, one panel per (pair, view).
+def _spectrogram_panel(ax, x: np.ndarray, title: str = "") -> None:
+    """A log-power spectrogram on a seconds axis, kHz up."""
+    S = spectrogram_db(x)
+    ax.imshow(S, origin="lower", aspect="auto", vmin=S.max() - 80, vmax=S.max(),
+              extent=(0, len(x) / SR, 0, SR / 2000), cmap="magma")  # fmt: skip
+    ax.set_ylabel("kHz")
+    ax.set_xlabel("time (s)")
+    ax.set_title(title, fontsize=10)
 
-    `maps`: {(side, s_depth, t_depth, view): (teacher_map, student_map)} of 1-D arrays, as
-    returned by `sekd.distill.attention_maps`; each pair is drawn on the student's time axis.
-    """
+
+def plot_attention_grid(noisy: np.ndarray, arms: dict, distances: dict, title: str = ""):
+    """The input's spectrogram above a grid of temporal attention maps: a row per paired layer,
+    a column per view, the teacher and each student (`arms`: {name: `attention_maps` output},
+    e.g. before and after distillation) overlaid on a seconds axis, each panel titled with
+    every student's AT distance to the teacher (`distances`: {name: `at_distances` output})."""
     plt = _plt()
-    keys = list(maps)
-    fig, axes = plt.subplots(len(keys), 1, figsize=(10, 1.6 * len(keys)), squeeze=False)
-    for ax, key in zip(axes[:, 0], keys):
-        t_map, s_map = maps[key]
-        x = np.linspace(0, 1, len(s_map))
-        ax.plot(np.linspace(0, 1, len(t_map)), t_map, lw=0.8, label="teacher")
-        ax.plot(x, s_map, lw=0.8, label="student", alpha=0.8)
-        side, sd, td, view = key
-        ax.set_ylabel(f"{side[:3]} S{sd}/T{td}\n{view}", fontsize=8)
-        ax.set_yticks([])
-    axes[0, 0].legend(fontsize=8, loc="upper right")
-    axes[-1, 0].set_xlabel("relative time")
+    first = next(iter(arms.values()))
+    pairs = list(dict.fromkeys(k[:3] for k in first))
+    views = list(dict.fromkeys(k[3] for k in first))
+    seconds = len(noisy) / SR
+    fig = plt.figure(figsize=(4.3 * len(views), 1.9 * (len(pairs) + 1)))
+    grid = fig.add_gridspec(len(pairs) + 1, len(views))
+    _spectrogram_panel(fig.add_subplot(grid[0, :]), noisy, "noisy input")
+    for i, pair in enumerate(pairs):
+        for j, view in enumerate(views):
+            ax = fig.add_subplot(grid[i + 1, j])
+            key = (*pair, view)
+            t_map = first[key][0]
+            ax.plot(np.linspace(0, seconds, len(t_map)), t_map, color="k", lw=1.0, label="teacher")
+            for name, maps in arms.items():
+                s_map = maps[key][1]
+                ax.plot(np.linspace(0, seconds, len(s_map)), s_map, lw=0.9, alpha=0.85, label=name)
+            dist = ", ".join(f"{name} {distances[name][key]:.2f}" for name in arms)
+            ax.set_title(f"{view} view · AT distance: {dist}", fontsize=8)
+            ax.set_xlim(0, seconds)
+            ax.set_yticks([])
+            if j == 0:
+                side, sd, td = pair
+                ax.set_ylabel(f"{side}\nstudent {sd} / teacher {td}", fontsize=8)
+            if i == len(pairs) - 1:
+                ax.set_xlabel("time (s)")
+    fig.axes[1].legend(fontsize=7, loc="upper right")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_forest(panels: dict, y: str = "method", metrics=None, title: str = "", label=str):
+    """Paired differences with their 95 % intervals, a forest plot: a row of panels per entry of
+    `panels` ({title: effect rows}), a column per metric, a line per `y` value (`label` names
+    it), 0 drawn, the paper's value (a row's `paper`) marked with a cross."""
+    plt = _plt()
+    rows = [r for effect in panels.values() for r in effect]
+    metrics = metrics or list(dict.fromkeys(r["metric"] for r in rows))
+    ys = list(dict.fromkeys(r[y] for r in rows))
+    size = (3.2 * len(metrics) + 1.5, 0.32 * len(ys) * len(panels) + 1.4)
+    fig, axes = plt.subplots(len(panels), len(metrics), squeeze=False, sharey=True, figsize=size)
+    for axes_row, (panel, effect) in zip(axes, panels.items()):
+        for ax, metric in zip(axes_row, metrics):
+            mine = {r[y]: r for r in effect if r["metric"] == metric}
+            for i, name in enumerate(ys):
+                r = mine.get(name)
+                if r is None or r["diff"] is None:
+                    continue
+                lo, hi = (np.nan if r[k] is None else r[k] for k in ("ci_low", "ci_high"))
+                color = "tab:blue" if lo > 0 else "tab:red" if hi < 0 else "tab:gray"
+                ax.errorbar(r["diff"], i, xerr=[[r["diff"] - lo], [hi - r["diff"]]], fmt="o",
+                            color=color, ms=4, capsize=2)  # fmt: skip
+                if r.get("paper") is not None:
+                    ax.plot(r["paper"], i, "x", color="k", ms=6)
+            ax.axvline(0.0, color="k", lw=0.8)
+            ax.set_yticks(range(len(ys)), [label(v) for v in ys], fontsize=8)
+            ax.set_ylim(len(ys) - 0.5, -0.5)
+            ax.set_title(f"{panel}: {MEASURE[metric].title}" if len(panels) > 1 else
+                         MEASURE[metric].title, fontsize=9)  # fmt: skip
+            ax.set_xlabel("difference" + _unit(metric), fontsize=8)
+    axes[0, 0].plot([], [], "x", color="k", label="the paper's effect")
+    axes[0, 0].legend(fontsize=7, loc="lower left")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _unit(metric: str) -> str:
+    title = MEASURE[metric].title
+    return f" ({title.split('(')[1]}" if "(" in title else ""
 
 
 def show_heatmaps(matrices: dict, title: str = "", cmap: str = "rocket"):
@@ -204,17 +273,6 @@ def show_heatmaps(matrices: dict, title: str = "", cmap: str = "rocket"):
         ax.set_ylabel("query chunk")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def bar_table(rows: list[dict], metric: str, label: str = "model", title: str = ""):
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 3))
-    ax.bar([r[label] for r in rows], [r[metric] for r in rows])
-    ax.set_ylabel(metric)
-    ax.set_title(title)
-    plt.setp(ax.get_xticklabels(), rotation=30, ha="right", fontsize=8)
     fig.tight_layout()
     return fig
 

@@ -2,6 +2,7 @@
 
 from .attention import (
     PAIRINGS,
+    at_distances,
     at_loss,
     attention_maps,
     block_pairs,
@@ -32,6 +33,7 @@ __all__ = [
     "TABLE3_ROWS",
     "DistillationObjective",
     "ObjectiveConfig",
+    "at_distances",
     "at_loss",
     "attention_maps",
     "block_pairs",

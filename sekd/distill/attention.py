@@ -209,3 +209,12 @@ def attention_maps(teacher, student, noisy: torch.Tensor, pairs=None, mode: str 
             t = _normalize(_resize(temporal_attention_map(tt.views[(side, td, view)]), s.shape[-1]))
             out[(side, sd, td, view)] = (t[0].numpy(), s[0].numpy())
     return out
+
+
+def at_distances(maps: dict, q: float = 1) -> dict:
+    """The AT distance (eq. 2, `at_loss`) of each (pair, view) of `attention_maps`' output:
+    {key: float}, how far the student's map is from the teacher's."""
+    return {
+        key: float(at_loss(torch.tensor(t)[None], torch.tensor(s)[None], q=q))
+        for key, (t, s) in maps.items()
+    }
