@@ -23,6 +23,8 @@ from .mvat import (
     paired_trend,
     paired_vs,
     passthrough_study,
+    robustness_rows,
+    seeds_of,
     student_labels,
     teacher_preconditions,
     teacher_study,
@@ -36,6 +38,7 @@ from .runs import (
     committed_runs,
     curves,
     ensure_run,
+    finished_rows,
     load_run_model,
     paths,
     restore_progress,
@@ -63,7 +66,7 @@ from .snr import (
     snr_voicebank,
     students_vs_noisy,
 )
-from .spec import PROFILES, SETS, STUDY_SEEDS, label, parse_label
+from .spec import AT_WEIGHT_ROWS, PROFILES, SETS, SIZE_ROWS, STUDY_SEEDS, label, parse_label
 from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
 from .verdicts import (
     Budget,
@@ -82,7 +85,19 @@ def write_table(profile: str, name: str, rows: list[dict]):
     return _write(paths(profile).results, name, rows)
 
 
+def read_table(profile: str, name: str) -> list[dict]:
+    """The rows `write_table` wrote to results/<profile>/<name>.json ([] when there is none)."""
+    path = paths(profile).results / f"{name}.json"
+    return load_table(path) if path.is_file() else []
+
+
 __all__ = [
+    "AT_WEIGHT_ROWS",
+    "SIZE_ROWS",
+    "finished_rows",
+    "read_table",
+    "robustness_rows",
+    "seeds_of",
     "Budget",
     "dominated_rows_sentence",
     "mvat_conclusion",

@@ -12,7 +12,7 @@ from ..metrics import QUALITY
 from ..outputs import write_text
 from ..results import dumps
 from .paper import paper_effect
-from .runs import curves, ensure_run, load_run_model, paths, run_config
+from .runs import curves, ensure_run, finished_rows, load_run_model, paths, run_config
 from .scoring import (
     clean_passthrough,
     dns_pairs,
@@ -23,7 +23,7 @@ from .scoring import (
     utterance_of,
     voicebank_pairs,
 )
-from .spec import SETS, label, parse_label
+from .spec import AT_WEIGHT_ROWS, SETS, SIZE_ROWS, label, parse_label
 from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
 
 # Table 3's rows (and one beyond the paper): each a config configs/shared/student_<row>.toml
@@ -40,16 +40,30 @@ TEACHER_OVER_NOISY = 0.30
 TEACHER_OVER_BASELINE = 0.15
 
 
+def seeds_of(row: str, seeds, ablation_seeds=None) -> tuple:
+    """The seeds a row is trained with: the compared rows (the main rows, the 5.3GF arms)
+    with `seeds`, the other Table 3 rows with `ablation_seeds` (default: the same seeds)."""
+    compared = row in MAIN_ROWS or row in SIZE_ROWS
+    return tuple(seeds if compared or ablation_seeds is None else ablation_seeds)
+
+
+def robustness_rows(profile: str, seeds, ablation_seeds=None) -> list[str]:
+    """The rows testing the verdict that have finished runs (nothing trains): each AT-weight
+    row, and the 5.3GF arms once all three exist for every seed."""
+    weight_seeds = seeds_of(AT_WEIGHT_ROWS[0], seeds, ablation_seeds)
+    weights = finished_rows(profile, AT_WEIGHT_ROWS, weight_seeds)
+    size = finished_rows(profile, SIZE_ROWS, seeds)
+    return [*weights, *(size if len(size) == len(SIZE_ROWS) else [])]
+
+
 def student_labels(rows, seeds, ablation_seeds=None) -> list[tuple[str, str, int | None]]:
-    """(label, run name, seed) of every student: the main rows with `seeds`, the ablation rows
-    with `ablation_seeds` (default: the same seeds). Seed None is the config's own seed."""
-    out = []
-    for row in rows:
-        row_seeds = seeds if row in MAIN_ROWS or ablation_seeds is None else ablation_seeds
-        for seed in row_seeds:
-            name = f"student_{row}"
-            out.append((label(name, seed), name, seed))
-    return out
+    """(label, run name, seed) of every student, each row with its seeds (`seeds_of`). Seed
+    None is the config's own seed."""
+    return [
+        (label(f"student_{row}", seed), f"student_{row}", seed)
+        for row in rows
+        for seed in seeds_of(row, seeds, ablation_seeds)
+    ]
 
 
 def test_sets(profile: str, names=tuple(SETS)) -> dict:
@@ -266,10 +280,13 @@ _LOG_FIELDS = {"kind", "step", "epoch", "lr", "total", "steps_per_s", "audio_s_p
 def objective_shares(profile: str, rows=MVAT_ROWS, seeds=(None,)) -> list[dict]:
     """What each row's student was trained on, from its training log: per run, each logged
     term of the objective (supervised, at, kd, ...) averaged over the logged steps, and its
-    share of the total (mean term / mean total). A distillation term that is nearly all of the
-    total leaves the student little of the supervised signal."""
+    share of the total (its weight in the objective x mean term / mean total; the logged terms
+    are unweighted). A distillation term that is nearly all of the total leaves the student
+    little of the supervised signal."""
     out = []
     for row in rows:
+        objective = run_config(profile, f"student_{row}").objective
+        weight = {"at": objective.beta_at, "kd": objective.beta_kd}
         for seed in seeds:
             train, _ = curves(profile, f"student_{row}", seed)
             terms = sorted({k for r in train for k in r} - _LOG_FIELDS)
@@ -278,7 +295,7 @@ def objective_shares(profile: str, rows=MVAT_ROWS, seeds=(None,)) -> list[dict]:
                      "total": total}  # fmt: skip
             for k in terms:
                 entry[k] = float(np.mean([r[k] for r in train]))
-                entry[f"{k}_share"] = entry[k] / total
+                entry[f"{k}_share"] = weight.get(k, 1.0) * entry[k] / total
             out.append(entry)
     return out
 
@@ -333,8 +350,11 @@ def paired_trend(
     return out
 
 
-def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)) -> list[dict]:
-    """Per metric: the difference (method - baseline), paired by file and seed.
+def distillation_effect(
+    results: dict, set_name: str, method: str, seeds=(None,), baseline: str = "baseline"
+) -> list[dict]:
+    """Per metric: the difference (method - baseline), paired by file and seed; `baseline` is
+    the row it is compared with (the 5.3GF rows with the 5.3GF baseline).
 
     `diff` and its 95 % interval are over files, each file's difference averaged over the
     seeds (so the interval reflects files, not seeds x files as if independent; on the
@@ -348,7 +368,7 @@ def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)
         per_file: dict = {}
         per_seed = []
         for seed in seeds:
-            a, b = res[label("student_baseline", seed)], res[label(f"student_{method}", seed)]
+            a, b = res[label(f"student_{baseline}", seed)], res[label(f"student_{method}", seed)]
             d = paired_difference_by_name(a, b, metric)
             per_seed.append(float(np.mean(list(d.values()))) if d else float("nan"))
             for name, v in d.items():
@@ -358,6 +378,7 @@ def distillation_effect(results: dict, set_name: str, method: str, seeds=(None,)
         m, lo, hi, how = _interval(set_name, diffs)
         entry = {
             "method": method,
+            "baseline": baseline,
             "metric": metric,
             "diff": m,
             "ci_low": lo,

@@ -364,6 +364,12 @@ def find_run(profile: str, name: str, seed: int | None = None) -> Path | None:
     return found
 
 
+def finished_rows(profile: str, rows, seeds=(None,)) -> list[str]:
+    """Those of `rows` (student rows) whose run is finished for every seed, found without
+    training anything: the study shows a row once it exists."""
+    return [r for r in rows if all(find_run(profile, f"student_{r}", s) for s in seeds)]
+
+
 def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
     """The folder of the finished run `name` (see `find_run`), trained first when there is none.
 

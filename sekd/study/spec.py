@@ -27,6 +27,17 @@ SETS = {
     "dns": "DNS no-reverb clips",
 }
 
+# The rows that test the MV-AT verdict against its confounds, shown once their runs exist: the
+# AT weight (beta_at set for about 50 % and 10 % of the objective, `mvat.at_weight_for_share`)
+# and the paper's 5.3GF student (its baseline first, every row compared with it).
+AT_WEIGHT_ROWS = (
+    "mvat_dual_q1_at50",
+    "mvat_dual_kd_at50",
+    "mvat_dual_q1_at10",
+    "mvat_dual_kd_at10",
+)
+SIZE_ROWS = ("5p3gf_baseline", "5p3gf_mvat_dual_q1", "5p3gf_mvat_dual_kd")
+
 _SEED = "_seed"
 
 

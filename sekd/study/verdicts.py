@@ -7,7 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..data.audio import SAMPLE_RATE
-from .paper import PAPER_MVAT_BUDGET
+from ..metrics import MEASURE
+from .paper import PAPER_MVAT_BUDGET, PAPER_MVAT_TRAINING, SNR_PAPER_BUDGET, SNR_PAPER_CLAIM
 from .stats import direction, verdict
 
 # what a reader calls each Table 3 row (the paper's names where it has one)
@@ -19,7 +20,23 @@ ROW_TITLES = {
     "mvat_same_depth": "MV-AT with same-depth pairing",
     "mvat_dual_q2": "MV-AT with the l2 norm",
     "mvat_dual_mean": "MV-AT with eq. 2 as a per-frame mean",
+    "mvat_dual_q1_at50": "MV-AT, AT weighted to ~50 % of the objective",
+    "mvat_dual_kd_at50": "MV-AT + KD, AT weighted to ~50 %",
+    "mvat_dual_q1_at10": "MV-AT, AT weighted to ~10 % of the objective",
+    "mvat_dual_kd_at10": "MV-AT + KD, AT weighted to ~10 %",
 }
+# what a reader calls the other models of the tables
+MODEL_TITLES = {
+    "noisy": "noisy input",
+    "spectral_gating": "spectral gating",
+    "teacher": "teacher",
+    "student_baseline": "baseline student",
+}
+
+
+def model_title(name: str) -> str:
+    """A model's or a Table 3 row's name for a reader (the name itself when it has none)."""
+    return MODEL_TITLES.get(name) or ROW_TITLES.get(name.removeprefix("student_"), name)
 
 
 @dataclass(frozen=True)
@@ -30,19 +47,28 @@ class Budget:
     batch: int
     segment: int  # samples
     teacher_params: int | None = None
+    teachers: int = 1  # how many teachers supervise (the SNR study's band teachers)
 
     @property
     def hours(self) -> float:
         return self.steps * self.batch * self.segment / SAMPLE_RATE / 3600
 
     def phrase(self) -> str:
-        teacher = (
-            f", a {self.teacher_params / 1e6:.1f}M-parameter teacher" if self.teacher_params else ""
-        )
+        return f"{self.training()}{self.teacher_phrase()}"
+
+    def training(self) -> str:
         return (
             f"{self.steps:,} steps of {self.batch} x {self.segment / SAMPLE_RATE:g} s "
-            f"(about {self.hours:.0f} h of audio){teacher}"
+            f"(about {self.hours:.0f} h of audio)"
         )
+
+    def teacher_phrase(self) -> str:
+        if not self.teacher_params:
+            return ""
+        size = f"{self.teacher_params / 1e6:.1f}M-parameter"
+        if self.teachers == 1:
+            return f", a {size} teacher"
+        return f", {self.teachers} teachers of up to {self.teacher_params / 1e6:.1f}M parameters"
 
 
 def study_budget(profile: str, run: str = "student_baseline", teacher: str = "teacher") -> Budget:
@@ -55,6 +81,20 @@ def study_budget(profile: str, run: str = "student_baseline", teacher: str = "te
     return Budget(cfg.train.max_steps, cfg.train.batch_size, cfg.data.segment, params)
 
 
+def snr_budget(profile: str) -> Budget:
+    """The budget of the SNR study's students (S2's config) and its band teachers' sizes."""
+    from ..models import build, count_parameters
+    from .runs import run_config
+    from .snr import band_teacher_runs
+
+    cfg = run_config(profile, "snr_s2")
+    teachers = band_teacher_runs(profile)
+    params = max(count_parameters(build(run_config(profile, t).model.preset)) for t in teachers)
+    return Budget(
+        cfg.train.max_steps, cfg.train.batch_size, cfg.data.segment, params, len(teachers)
+    )
+
+
 def signed(v, nd: int = 3) -> str:
     """`v` with its sign and `nd` decimals, or n/a for a missing (null / NaN) value."""
     return "n/a" if v is None or v != v else f"{v:+.{nd}f}"
@@ -65,30 +105,39 @@ def nan_if_none(v) -> float:
     return float("nan") if v is None else v
 
 
-def mvat_effect_sentence(e: dict, budget: Budget) -> str:
-    """One distillation effect (a `distillation_effect` row) as a sentence with its budget:
-    the difference to the baseline, its interval, its seeds and, where the paper reports the
-    row, how it stands against the paper's effect at the paper's budget."""
+def mvat_effect_sentence(e: dict, budget: Budget | None = None) -> str:
+    """One distillation effect (a `distillation_effect` row) as a sentence: the difference to
+    the baseline, its interval, its seeds and, where the paper reports the row, how it stands
+    against the paper's effect; with `budget`, both budgets are named in the sentence (without,
+    a `budget_sentence` before it names them)."""
     lo, hi = nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"])
-    title = ROW_TITLES.get(e["method"], e["method"])
+    title = model_title(e["method"])
+    baseline = model_title(e.get("baseline", "baseline"))
     seeds = e.get("seeds", 1)
     per_seed = (
         f"; per seed {', '.join(signed(d) for d in e['diff_per_seed'])}"
         if seeds > 1 and "diff_per_seed" in e
         else ""
     )
+    nd = MEASURE[e["metric"]].decimals
     sentence = (
-        f"At {budget.phrase()}, {title} is {signed(e['diff'])} [{signed(lo)}, {signed(hi)}] "
-        f"{e['metric'].upper()} {direction(lo, hi)} the baseline over {e['pairs']} files "
+        f"{title} is {signed(e['diff'], nd)} [{signed(lo, nd)}, {signed(hi, nd)}] "
+        f"{MEASURE[e['metric']].title} {direction(lo, hi)} the {baseline} over {e['pairs']} files "
         f"({e.get('interval', 't-interval over files')}; {seeds} seed(s){per_seed})"
     )
+    if budget is not None:
+        sentence = f"At {budget.phrase()}, {sentence}"
     paper = e.get("paper")
     if not paper:
         return sentence + "."
-    return (
-        f"{sentence}; the paper ({PAPER_MVAT_BUDGET}) reports {paper:+.2f}: this "
-        f"{verdict(lo, hi, paper)} it."
-    )
+    at_its_budget = f" ({PAPER_MVAT_BUDGET})" if budget is not None else ""
+    judged = verdict(lo, hi, paper)
+    return f"{sentence}; the paper{at_its_budget} reports {paper:+.2f}: this {judged} it."
+
+
+def budget_sentence(budget: Budget, paper_budget: str = PAPER_MVAT_BUDGET) -> str:
+    """The budget the verdicts after it rest on, beside the paper's."""
+    return f"Every student here was trained for {budget.phrase()}; the paper's, for {paper_budget}."
 
 
 TEACHER_FAILS = (
@@ -103,11 +152,13 @@ def teacher_verdict(teacher_ok: bool) -> str:
 
 
 def mvat_conclusion(effects: dict, teacher_ok: bool, budget: Budget, methods, sets: dict) -> str:
-    """Notebook 06's conclusion: per test set, the PESQ effect of each of `methods` with its
-    budget (`mvat_effect_sentence`), after the teacher's precondition when it fails."""
+    """Notebook 06's conclusion: the budget beside the paper's, then per test set the PESQ
+    effect of each of `methods` (`mvat_effect_sentence`), after the teacher's precondition
+    when it fails."""
     parts = [] if teacher_ok else [TEACHER_FAILS]
+    parts.append(budget_sentence(budget))
     for set_name, rows in effects.items():
-        said = [mvat_effect_sentence(e, budget) for e in rows
+        said = [mvat_effect_sentence(e) for e in rows
                 if e["metric"] == "pesq" and e["method"] in methods]  # fmt: skip
         if said:
             parts.append(f"**{sets[set_name]}.** " + " ".join(said))
@@ -121,3 +172,219 @@ def dominated_rows_sentence(shares: list[dict], over: float = 0.9) -> str:
     if not rows:
         return f"No row's objective is over {over:.0%} one distillation term."
     return f"Rows whose objective is over {over:.0%} one distillation term: {', '.join(rows)}."
+
+
+# The SNR teachers-student study (Hao et al.): notebook 07 and the README say these.
+
+
+def band_preconditions_sentence(bands: list[dict]) -> str:
+    """Whether every band teacher beats the noisy input in its band (`band_preconditions`)."""
+    missing = [b["teacher"] for b in bands if not b["holds"]]
+    if not missing:
+        return (
+            "**Every band teacher beats the noisy input in its band (PESQ and SI-SDR "
+            "improvement, cluster-bootstrap interval above 0).**"
+        )
+    return (
+        f"**{', '.join(missing)} does not beat the noisy input in its band**: S2 is then "
+        "supervised by a teacher that degrades its band, and S2 - S1 does not test the paper's "
+        "idea there."
+    )
+
+
+def band_search_summary(bands: list[dict], search: list[dict]) -> list[dict]:
+    """Per band: the kept teacher, how many sets of weights were band-checked on the band's
+    test files while it was chosen (`band_search` rows), and which of them passed."""
+    out = []
+    for band, kept in enumerate(bands):
+        scored = [c for c in search if c["band"] == band]
+        passed = [c["model"] for c in scored if c["holds"]]
+        out.append({"band": band + 1, "teacher": kept["teacher"], "scored": len(scored),
+                    "passed": passed})  # fmt: skip
+    return out
+
+
+def band_search_sentence(bands: list[dict], search: list[dict], confirmed: list[dict]) -> str:
+    """How many candidates each band's teacher was chosen among, and whether every kept teacher
+    also passes on the confirmation grid (`band_confirmation`), which played no part in it."""
+    tried = "; ".join(
+        f"band {b['band']} (kept: {b['teacher']}): {b['scored']} scored, {len(b['passed'])} passed"
+        for b in band_search_summary(bands, search)
+        if b["scored"]
+    )
+    unconfirmed = [c["teacher"] for c in confirmed if not c["holds"]]
+    confirmation = (
+        "**Every band teacher also beats the noisy input on the confirmation grid.**"
+        if not unconfirmed
+        else f"**{', '.join(unconfirmed)} does not beat the noisy input on the confirmation "
+        "grid**: its pass on the test grid is not confirmed on files that played no part in "
+        "choosing it."
+    )
+    searched = f"Weights band-checked on the test files before a teacher was kept: {tried}. "
+    return (searched if tried else "No band check was run. ") + confirmation
+
+
+def students_vs_noisy_sentence(rows: list[dict]) -> str:
+    """Which student runs lower STOI below the noisy input and which do not enhance
+    (`students_vs_noisy` rows)."""
+    lowering = [r["model"] for r in rows if r["lowers_stoi"]]
+    not_enhancing = [r["model"] for r in rows if not r["enhances"]]
+    return (
+        f"**{', '.join(lowering)} lower(s) STOI below the noisy input.** "
+        if lowering
+        else "No student lowers STOI below the noisy input. "
+    ) + (
+        f"**{', '.join(not_enhancing)} do(es) not enhance by the project's rule.**"
+        if not_enhancing
+        else "Every student run enhances by the project's rule."
+    )
+
+
+def stoi_losses(by_snr: list[dict]) -> dict[str, list[str]]:
+    """{model: the test SNRs (with its output gain there) where its STOI is below the noisy
+    input's with the interval below 0} of `against_noisy_by_snr` rows."""
+    lost: dict[str, list[str]] = {}
+    for r in by_snr:
+        lost.setdefault(r["model"], [])
+        if direction(nan_if_none(r["ci_low"]), nan_if_none(r["ci_high"])) == "below":
+            lost[r["model"]].append(f"{r['snr']:+g} dB (gain {r['gain']:.2f})")
+    return lost
+
+
+def stoi_loss_sentence(by_snr: list[dict]) -> str:
+    return " ".join(
+        f"**{m}** is below the input in STOI at {', '.join(v)}."
+        if v
+        else f"**{m}** is not below the input in STOI at any test SNR."
+        for m, v in stoi_losses(by_snr).items()
+    )
+
+
+def snr_effect_sentence(e: dict) -> str:
+    """S2 - S1 on one metric (a `snr_effect` row) with its interval and seeds."""
+    nd = MEASURE[e["metric"]].decimals
+    seeds = e.get("seeds", 1)
+    per_seed = (
+        f"; per seed {', '.join(signed(d, nd) for d in e['diff_per_seed'])}"
+        if seeds > 1 and "diff_per_seed" in e
+        else ""
+    )
+    side = direction(nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"]))
+    return (
+        f"S2 - S1 = {signed(e['diff'], nd)} [{signed(e['ci_low'], nd)}, "
+        f"{signed(e['ci_high'], nd)}] {MEASURE[e['metric']].title} over {e['pairs']} files, "
+        f"{seeds} seed(s){per_seed} (S2 {side} S1)"
+    )
+
+
+def snr_conclusion(effect: list[dict], bands, confirmed, vs_noisy, budget: Budget) -> str:
+    """Notebook 07's conclusion: the teachers' and students' caveats first, then S2 - S1 over
+    all files on each metric, and at how many test SNRs S2 is above S1 in PESQ, with budgets."""
+    missing = [b["teacher"] for b in bands if not b["holds"]]
+    unconfirmed = [c["teacher"] for c in confirmed if not c["holds"]]
+    lowering = [r["model"] for r in vs_noisy if r["lowers_stoi"]]
+    caveats = [
+        f"{title}: {', '.join(names)}."
+        for title, names in (
+            ("Teachers that miss their precondition", missing),
+            ("Teachers not confirmed on the confirmation grid", unconfirmed),
+            ("Students that lower STOI below the input", lowering),
+        )
+        if names
+    ]
+    overall = [e for e in effect if e["group"] == "all"]
+    per_snr = [e for e in effect if e["metric"] == "pesq" and e["group"].endswith("dB")]
+    above = [e["group"] for e in per_snr if e["direction"] == "above"]
+    lines = [" ".join(caveats), budget_sentence(budget, SNR_PAPER_BUDGET)]
+    lines += [f"- {snr_effect_sentence(e)}." for e in overall]
+    lines.append(
+        f"- S2 is above S1 in PESQ at {len(above)} of {len(per_snr)} test SNRs "
+        f"({', '.join(above) or 'none'}); the paper reports {SNR_PAPER_CLAIM}."
+    )
+    return "\n".join(line for line in lines if line)
+
+
+def _with_spread(r: dict, nd: int) -> str:
+    """A paired difference and, over several seeds, their std (± over seeds)."""
+    sd = nan_if_none(r.get("diff_std_over_seeds"))
+    return signed(r["diff"], nd) + (f" ± {sd:.{nd}f}" if sd == sd else "")
+
+
+def trend_sentence(trend: list[dict], metric: str = "pesq") -> str:
+    """Does the gap between arms close, hold or grow with training? Per method, the paired
+    validation difference (`mvat.paired_trend` rows) at the first and the last step, and how
+    it moved: "holds" when the change is within the seeds' spread at either end."""
+    parts = []
+    for method in dict.fromkeys(r["method"] for r in trend if r["metric"] == metric):
+        rows = sorted((r for r in trend if r["method"] == method and r["metric"] == metric),
+                      key=lambda r: r["step"])  # fmt: skip
+        first, last = rows[0], rows[-1]
+        spread = max(
+            nan_if_none(first["diff_std_over_seeds"]), nan_if_none(last["diff_std_over_seeds"])
+        )
+        change = last["diff"] - first["diff"]
+        moved = (
+            "holds within the seeds' spread" if not abs(change) > spread  # NaN spread: one seed
+            else "closes" if abs(last["diff"]) < abs(first["diff"]) else "grows"
+        )  # fmt: skip
+        nd = MEASURE[metric].decimals
+        parts.append(
+            f"{model_title(method)} - {model_title(first['baseline'])}: "
+            f"{_with_spread(first, nd)} at step {first['step']:,}, {_with_spread(last, nd)} at "
+            f"step {last['step']:,} ({last['seeds']} seed(s)): the gap {moved}"
+        )
+    if not parts:
+        return "No paired validation trend is recorded yet (notebook 04)."
+    return f"Validation {MEASURE[metric].title}, paired by seed: " + "; ".join(parts) + "."
+
+
+def _trends(trend: list[dict]) -> str:
+    """The trend sentence of every metric `trend` has (PESQ first)."""
+    metrics = list(dict.fromkeys(r["metric"] for r in trend))
+    return " ".join(trend_sentence(trend, m) for m in metrics) or trend_sentence([])
+
+
+def robustness_answers(effects: list[dict], trend: list[dict], budget: Budget) -> str:
+    """The three questions a reviewer asks of the MV-AT verdict, one line each: does another
+    AT weight help, does the paper's larger (5.3GF) student gain, and does the gap close with
+    training. `effects` are one test set's `distillation_effect` rows, `trend` the
+    `paired_trend` rows; a question whose runs are not finished says so."""
+    from .spec import AT_WEIGHT_ROWS, SIZE_ROWS
+
+    pesq = [e for e in effects if e["metric"] == "pesq"]
+    weight = [mvat_effect_sentence(e) for e in pesq if e["method"] in AT_WEIGHT_ROWS]
+    size = [mvat_effect_sentence(e) for e in pesq if e["method"] in SIZE_ROWS]
+    return "\n".join([
+        "1. **The AT weight.** " + (" ".join(weight) or
+            "The rows with the AT term weighted to about 50 % and 10 % are not finished yet."),
+        "2. **The student's size.** " + (" ".join(size) or
+            "The paper's 5.3GF student is not finished yet: the study has the 1.5GF student only."),
+        f"3. **The budget.** Over the {budget.steps:,} steps trained (the paper: "
+        f"{PAPER_MVAT_TRAINING}): {_trends(trend)}",
+    ])  # fmt: skip
+
+
+def at_distance_sentence(utterance: str, distances: dict) -> str:
+    """Notebook 05's conclusion: the AT distance to the teacher summed over every (pair, view)
+    map, before (`distances["baseline"]`) and after MV-AT (`distances["MV-AT"]`)."""
+    b, a = (sum(distances[name].values()) for name in ("baseline", "MV-AT"))
+    closer = "closer" if a < b else "not closer"
+    return (
+        f"Summed over {len(distances['MV-AT'])} (pair, view) maps, the AT distance to the "
+        f"teacher is **{b:.3f}** for the baseline student and **{a:.3f}** after MV-AT ({closer} "
+        "to the teacher's attention on this utterance)."
+    )
+
+
+def listening_sentence(student: str, signals: dict) -> str:
+    """The listening room's conclusion on its selection (`signals`: noisy, <student>, clean):
+    the student's SI-SDR improvement over the mixture and its output's gain on the clean."""
+    from ..metrics import ls_gain, si_sdr
+
+    clean, out = signals["clean"], signals[student]
+    improvement = si_sdr(clean, out) - si_sdr(clean, signals["noisy"])
+    return (
+        f"On this selection {student} improves SI-SDR by **{improvement:+.2f} dB** over the "
+        f"mixture, and its output has a least-squares gain of **{ls_gain(clean, out):.2f}** on "
+        "the clean signal (1: the clean level, negative: inverted polarity)."
+    )
