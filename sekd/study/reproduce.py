@@ -191,6 +191,25 @@ def _execute(book: Path, target: Path, parameters: dict, notebook_dir: Path) -> 
     )
 
 
+def _relative(path: str) -> str:
+    """A path under the repository as relative to it (an executed copy names no machine)."""
+    p = Path(path).resolve()
+    return str(p.relative_to(REPO_ROOT)) if p.is_relative_to(REPO_ROOT) else p.name
+
+
+def portable_metadata(executed: Path) -> None:
+    """Papermill records the absolute input and output paths in an executed notebook; keep
+    them relative to the repository, so a committed copy is the same on every machine."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    meta = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = _relative(meta[key])
+    write_text(executed, nbformat.writes(nb) + "\n")
+
+
 def reproduce(
     profile: str,
     only=None,
@@ -222,8 +241,10 @@ def reproduce(
                 f"{err.ename}: {err.evalue}\nexecuted copy with the traceback: {target}",
                 file=sys.stderr,
             )
+            portable_metadata(target)
             export_html(target)
             return 1
+        portable_metadata(target)
         export_html(target)
         times.append((book.name, time.perf_counter() - t0))
     used = {k: v for share in shares.values() for k, v in share.items()}
@@ -262,7 +283,7 @@ def add_parser(sub) -> None:
         "--param",
         action="append",
         metavar="KEY=VALUE",
-        help="notebook parameter, e.g. retrain=true, weights=cpu or seeds=[null,1,2] "
+        help="notebook parameter, e.g. retrain=true, committed=cpu or seeds=[null,1,2] "
         "(repeatable); each notebook gets the ones its parameters cell declares, and a name "
         "no selected notebook declares is an error",
     )

@@ -24,6 +24,9 @@ ROW_TITLES = {
     "mvat_dual_kd_at50": "MV-AT + KD, AT weighted to ~50 %",
     "mvat_dual_q1_at10": "MV-AT, AT weighted to ~10 % of the objective",
     "mvat_dual_kd_at10": "MV-AT + KD, AT weighted to ~10 %",
+    "5p3gf_baseline": "5.3GF baseline student",
+    "5p3gf_mvat_dual_q1": "5.3GF MV-AT",
+    "5p3gf_mvat_dual_kd": "5.3GF MV-AT + KD",
 }
 # what a reader calls the other models of the tables
 MODEL_TITLES = {

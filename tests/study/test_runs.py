@@ -38,7 +38,7 @@ def test_committed_run_is_restored_instead_of_trained(tmp_path, monkeypatch, tmp
     restored = study.load_run_model("smoke", "student_baseline")
     for k, v in model.state_dict().items():
         assert (restored.state_dict()[k] == v).all()
-    # weights="cpu" in a notebook: committed runs only, a missing one is an error, not training
+    # committed="cpu" in a notebook: committed runs only, a missing one is an error, not training
     assert study.committed_runs("smoke") == ["student_baseline"]
     monkeypatch.setitem(study._TRAINING, "allowed", True)
     assert study.use_committed("smoke") == "smoke"

@@ -126,7 +126,7 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     ) and three.endswith("the gap holds within the seeds' spread.")
     size = {**_effect("5p3gf_mvat_dual_q1", -0.01, -0.05, 0.03), "baseline": "5p3gf_baseline"}
     two = robustness_answers([size], [], BUDGET).split("\n")[1]
-    assert "is -0.010 [-0.050, +0.030] PESQ not apart from the 5p3gf_baseline" in two
+    assert "is -0.010 [-0.050, +0.030] PESQ not apart from the 5.3GF baseline student" in two
 
 
 def test_the_snr_sentences_name_the_teachers_and_students_that_fail():
