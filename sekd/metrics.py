@@ -421,8 +421,39 @@ class Measure:
 
 
 # The one registry of measures: every result row, CSV header, table column, validation log
-# entry and displayed precision comes from it.
-MEASURES = (
+# entry and displayed precision comes from it. The name lists below are views of it, kept in
+# place (other modules hold them), and change only through `register_measure`.
+MEASURE: dict[str, Measure] = {}
+METRICS: list[str] = []  # every measure, in registration order
+QUALITY: list[str] = []  # the quality tables' columns
+VALIDATION: list[str] = []  # what training validates on
+SNR_STUDY: list[str] = []  # what the SNR study reports
+
+
+def _views() -> None:
+    METRICS[:] = list(MEASURE)
+    QUALITY[:] = [n for n, m in MEASURE.items() if m.in_tables]
+    VALIDATION[:] = [n for n, m in MEASURE.items() if m.in_validation]
+    SNR_STUDY[:] = [n for n, m in MEASURE.items() if m.in_snr_study]
+
+
+def register_measure(measure: Measure) -> Measure:
+    """Add a measure: from then on every table, result file, validation log and cache key has
+    it (cached results are scored again). A measure of its own needs its `fn`."""
+    if measure.name in MEASURE:
+        raise ValueError(f"measure {measure.name!r} is registered already")
+    MEASURE[measure.name] = measure
+    _views()
+    return measure
+
+
+def unregister_measure(name: str) -> None:
+    """Remove a measure (a throwaway one of a test)."""
+    MEASURE.pop(name)
+    _views()
+
+
+for _m in (
     Measure("pesq", "PESQ", in_validation=True, in_snr_study=True),
     Measure("stoi", "STOI", fn=stoi, in_validation=True, in_snr_study=True),
     Measure("csig", "CSIG"),
@@ -438,12 +469,8 @@ MEASURES = (
     Measure("llr", "LLR", higher_is_better=False, in_tables=False),
     Measure("wss", "WSS", higher_is_better=False, in_tables=False),
     Measure("segsnr", "segSNR (dB)", in_tables=False),
-)
-MEASURE = {m.name: m for m in MEASURES}
-METRICS = tuple(m.name for m in MEASURES)
-QUALITY = tuple(m.name for m in MEASURES if m.in_tables)
-VALIDATION = tuple(m.name for m in MEASURES if m.in_validation)
-SNR_STUDY = tuple(m.name for m in MEASURES if m.in_snr_study)
+):
+    register_measure(_m)
 
 
 def validation_scores(clean, enhanced, noisy, sr: int = SAMPLE_RATE) -> dict:
@@ -492,7 +519,7 @@ def score(
         out = composite(clean, enhanced, sr, pesq_score=p)
     else:
         out = {k: float("nan") for k in METRICS} | {"pesq": p}
-    for m in MEASURES:
+    for m in MEASURE.values():
         if m.fn is not None:
             out[m.name] = m.fn(clean, enhanced, sr)
     out["si_sdri"] = float("nan")

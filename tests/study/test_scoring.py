@@ -79,3 +79,29 @@ def test_a_cache_without_a_measure_added_since_is_scored_again(pairs, monkeypatc
         scoring.evaluate("smoke", "identity", model, pairs, "vb", workers=1)["files"][0]["pesq"]
         == 9.0
     )
+
+
+def test_a_new_measure_is_one_registry_entry_and_reaches_a_table_from_a_warm_cache(
+    pairs, monkeypatch, tmp_study_paths
+):
+    from sekd.metrics import Measure, register_measure, unregister_measure
+    from sekd.study.tables import quality_table
+
+    monkeypatch.setattr(scoring, "paths", tmp_study_paths)
+    model = torch.nn.Identity()
+    warm = scoring.evaluate("smoke", "noisy", model, pairs, "vb", workers=1)
+    assert "peak" not in warm["mean"]
+    # a throwaway measure: the enhanced signal's peak, shown with one decimal
+    register_measure(Measure("peak", "peak", fn=lambda c, e, sr: float(abs(e).max()), decimals=1))
+    try:
+        again = scoring.evaluate("smoke", "noisy", model, pairs, "vb", workers=1)
+        assert again["source"]["measures"][-1] == "peak"  # the warm cache was scored again
+        peaks = {name: float(abs(read_audio(noisy)).max()) for name, noisy, _ in pairs}
+        assert {r["name"]: r["peak"] for r in again["files"]} == pytest.approx(peaks)
+        table = quality_table([{"model": "noisy", "seeds": 1, **again["mean"]}])
+        header, _, row = table.split("\n")
+        assert header.endswith("| gain | peak |")
+        assert row.endswith(f"| **{again['mean']['peak']:.1f}** |")  # the best of one row
+    finally:
+        unregister_measure("peak")
+    assert "peak" not in quality_table([{"model": "noisy", **warm["mean"]}])
