@@ -24,7 +24,14 @@ from .scoring import (
     voicebank_pairs,
 )
 from .spec import AT_WEIGHT_ROWS, SETS, SIZE_ROWS, label, parse_label
-from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
+from .stats import (
+    direction,
+    interval,
+    paired_by_file,
+    paired_difference_by_name,
+    scored_values,
+    verdict,
+)
 
 # Table 3's rows (and one beyond the paper): each a config configs/shared/student_<row>.toml
 # whose objective is sekd.distill.TABLE3_ROWS[row] (tests/test_losses.py checks the two agree).
@@ -202,15 +209,10 @@ def mvat_table(profile: str, results: dict, set_name: str, rows=None) -> list[di
 
 
 def _interval(set_name: str, per_file: dict[str, float]) -> tuple[float, float, float, str]:
-    """Mean and 95 % interval of per-file differences: a t-interval where the files are
-    distinct recordings, a cluster bootstrap over source utterances for the pre-mixed set."""
-    names = list(per_file)
-    values = [per_file[n] for n in names]
-    if set_name == "premix":
-        m, lo, hi = cluster_bootstrap_ci(values, [utterance_of(n) for n in names])
-        return m, lo, hi, "cluster bootstrap over utterances"
-    m, lo, hi = mean_ci(values)
-    return m, lo, hi, "t-interval over files"
+    """`stats.interval` of per-file differences: files of the pre-mixed set share source
+    utterances, the other sets' files are distinct recordings."""
+    shared = {n: utterance_of(n) for n in per_file} if set_name == "premix" else None
+    return interval(per_file, shared)
 
 
 def paired_vs(results: dict, set_name: str, a: str, b: str, metric: str) -> dict:
@@ -218,18 +220,8 @@ def paired_vs(results: dict, set_name: str, a: str, b: str, metric: str) -> dict
     file's difference averaged over the seeds of b against the mean of a's seeds)."""
     res = results[set_name]
     groups = _groups(res)
-
-    def per_file(label):
-        by = {}
-        for lb in groups[label]:
-            for r in res[lb]["files"]:
-                if not r["error"]:
-                    by.setdefault(r["name"], []).append(r[metric])
-        n = len(groups[label])
-        return {k: float(np.mean(v)) for k, v in by.items() if len(v) == n}
-
-    fa, fb = per_file(a), per_file(b)
-    diffs = {k: fb[k] - fa[k] for k in sorted(set(fa) & set(fb))}
+    seeds = {side: [scored_values(res[lb], metric) for lb in groups[side]] for side in (a, b)}
+    diffs = paired_by_file(seeds[a], seeds[b])
     m, lo, hi, how = _interval(set_name, diffs)
     return {"a": a, "b": b, "metric": metric, "diff": m, "ci_low": lo, "ci_high": hi,
             "pairs": len(diffs), "interval": how}  # fmt: skip

@@ -337,6 +337,14 @@ def use_committed(profile: str) -> str:
     return profile
 
 
+def open_profile(profile: str, committed: str | None = None) -> str:
+    """A notebook's first step: check its profile and, with `committed` (a profile), read that
+    profile's committed models from then on (`use_committed`: nothing trains). Returns the
+    profile the notebook works in."""
+    check_profile(profile)
+    return use_committed(committed) if committed else profile
+
+
 class StaleRunWarning(UserWarning):
     """A committed run is read that the profile's current config would not reproduce."""
 

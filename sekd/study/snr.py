@@ -28,7 +28,7 @@ from .scoring import (
 )
 from .spec import label as run_label
 from .spec import parse_label
-from .stats import cluster_bootstrap_ci, direction
+from .stats import direction, interval, paired_by_file
 
 # the band teachers' roles (keys of snr_study's results, T1..T4 in the tables); which run fills
 # each role is the profile's choice (band_teacher_runs)
@@ -113,19 +113,14 @@ def _files(result: dict) -> dict[str, dict]:
 
 
 def _paired(a: dict[str, dict], b_seeds: list[dict[str, dict]], metric: str, a_seeds=None):
-    """{file: mean over seeds of b - a}; files every seed scored."""
-    a_seeds = a_seeds or [a]
-    names = set.intersection(*(set(x) for x in [*a_seeds, *b_seeds]))
-    return {
-        n: float(
-            np.mean([s[n][metric] for s in b_seeds]) - np.mean([s[n][metric] for s in a_seeds])
-        )
-        for n in sorted(names)
-    }
+    """{file: mean over seeds of b - a} (`stats.paired_by_file`) of {file: row} results."""
+    values = [{n: r[metric] for n, r in x.items()} for x in a_seeds or [a]]
+    return paired_by_file(values, [{n: r[metric] for n, r in x.items()} for x in b_seeds])
 
 
 def _with_interval(diffs: dict[str, float], meta: dict[str, dict]) -> dict:
-    m, lo, hi = cluster_bootstrap_ci(list(diffs.values()), [meta[n]["utterance"] for n in diffs])
+    """`stats.interval` over the files' source utterances (the grid mixes each many times)."""
+    m, lo, hi, _ = interval(diffs, {n: meta[n]["utterance"] for n in diffs})
     return {"diff": m, "ci_low": lo, "ci_high": hi, "pairs": len(diffs),
             "direction": direction(lo, hi)}  # fmt: skip
 
@@ -215,7 +210,7 @@ def band_confirmation(profile: str) -> list[dict]:
     return rows
 
 
-def band_search(profile: str, band: int) -> dict:
+def scored_candidates(profile: str, band: int) -> dict:
     """What choosing a band's teacher cost in tests: every set of weights `band_check` scored on
     the test grid's files of `band` (the rows of results/<profile>/diagnostics/*.json, one per
     distinct weights `fingerprint`, the first file that scored them named), and which held
@@ -239,9 +234,9 @@ def band_search(profile: str, band: int) -> dict:
                 "si_sdri_diff": r["si_sdri_diff"], "si_sdri_ci_low": r["si_sdri_ci_low"],
                 "holds": r["holds"],
             })  # fmt: skip
-    weights = list(seen.values())
-    return {"band": band, "weights": len(weights),
-            "held": [w["model"] for w in weights if w["holds"]], "candidates": weights}  # fmt: skip
+    candidates = list(seen.values())
+    passed = [c["model"] for c in candidates if c["holds"]]
+    return {"band": band, "scored": len(candidates), "passed": passed, "candidates": candidates}
 
 
 def oracle_band_check(profile: str, band: int, name: str) -> dict:

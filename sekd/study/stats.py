@@ -44,11 +44,35 @@ def cluster_bootstrap_ci(
     return float(v.mean()), float(lo), float(hi)
 
 
+def paired_by_file(a_seeds: list[dict], b_seeds: list[dict]) -> dict[str, float]:
+    """The study's one paired difference: {file: mean over b's seeds - mean over a's seeds}
+    for the files every seed of both scored; each seed is {file: value}."""
+    names = set.intersection(*(set(x) for x in [*a_seeds, *b_seeds]))
+    return {
+        n: float(np.mean([s[n] for s in b_seeds]) - np.mean([s[n] for s in a_seeds]))
+        for n in sorted(names)
+    }
+
+
+def scored_values(result: dict, metric: str) -> dict[str, float]:
+    """{file: value} of the files a result file scored (an `evaluate` result)."""
+    return {r["name"]: r[metric] for r in result["files"] if not r["error"]}
+
+
 def paired_difference_by_name(a: dict, b: dict, metric: str) -> dict[str, float]:
     """{file name: b - a} for every file both results scored."""
-    ra = {r["name"]: r[metric] for r in a["files"] if not r["error"]}
-    rb = {r["name"]: r[metric] for r in b["files"] if not r["error"]}
-    return {k: rb[k] - ra[k] for k in sorted(set(ra) & set(rb))}
+    return paired_by_file([scored_values(a, metric)], [scored_values(b, metric)])
+
+
+def interval(diffs: dict[str, float], clusters: dict[str, str] | None = None):
+    """The study's one interval rule for paired differences ({file: difference}): (mean, low,
+    high, how) at 95 %, a t-interval over files, or with `clusters` ({file: its source}) a
+    cluster bootstrap over the sources, where files made from one source are not independent."""
+    values = list(diffs.values())
+    if clusters is None:
+        return (*mean_ci(values), "t-interval over files")
+    m, lo, hi = cluster_bootstrap_ci(values, [clusters[n] for n in diffs])
+    return m, lo, hi, "cluster bootstrap over utterances"
 
 
 def direction(low: float, high: float) -> str:

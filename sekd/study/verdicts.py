@@ -197,7 +197,7 @@ def band_preconditions_sentence(bands: list[dict]) -> str:
 
 def band_search_summary(bands: list[dict], search: list[dict]) -> list[dict]:
     """Per band: the kept teacher, how many sets of weights were band-checked on the band's
-    test files while it was chosen (`band_search` rows), and which of them passed."""
+    test files while it was chosen (`snr.scored_candidates` rows), and which of them passed."""
     out = []
     for band, kept in enumerate(bands):
         scored = [c for c in search if c["band"] == band]

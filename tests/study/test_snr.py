@@ -233,15 +233,15 @@ def test_band_search_counts_each_weights_scored_on_a_band_once(monkeypatch, tmp_
     (diag / "d_other.json").write_text(json.dumps({"rows": [], "files": {}}))
     monkeypatch.setattr(snr, "paths", lambda profile: types.SimpleNamespace(results=tmp_path))
 
-    out = snr.band_search("x", 0)
-    assert out["weights"] == 3 and out["held"] == ["wide"]
+    out = snr.scored_candidates("x", 0)
+    assert out["scored"] == 3 and out["passed"] == ["wide"]
     assert [(c["model"], c["file"]) for c in out["candidates"]] == [
         ("t1", "a_first.json"), ("t1_last", "a_first.json"), ("wide", "b_again.json")]  # fmt: skip
-    assert snr.band_search("x", 1)["weights"] == 1
-    assert snr.band_search("x", 2) == {"band": 2, "weights": 0, "held": [], "candidates": []}
+    assert snr.scored_candidates("x", 1)["scored"] == 1
+    assert snr.scored_candidates("x", 2) == {"band": 2, "scored": 0, "passed": [], "candidates": []}
     (diag / "e_broken.json").write_text('[{"model": ')  # cut off mid-write
     with pytest.raises(ValueError, match="e_broken.json"):
-        snr.band_search("x", 0)
+        snr.scored_candidates("x", 0)
 
 
 def test_confirmation_grid_is_the_test_grid_on_other_speech():

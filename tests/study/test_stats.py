@@ -51,3 +51,18 @@ def test_verdict_rule():
     assert verdict(float("nan"), float("nan"), 0.06) == "does not confirm"
     assert verdict(-0.2, -0.1, -0.05) == "agrees with"
     assert direction(0.1, 0.2) == "above" and direction(-1, 1) == "not apart from"
+
+
+def test_one_paired_difference_averages_each_sides_seeds_over_the_files_all_scored():
+    from sekd.study.stats import interval, paired_by_file
+
+    a = [{"x": 1.0, "y": 2.0, "z": 0.0}, {"x": 3.0, "y": 4.0}]
+    b = [{"x": 2.0, "y": 1.0, "z": 9.0}]
+    assert paired_by_file(a, b) == {"x": 0.0, "y": -2.0}  # z: not scored by every seed
+    m, lo, hi, how = interval({"x": 0.0, "y": -2.0, "w": 1.0})
+    assert (m, how) == (-1 / 3, "t-interval over files") and lo < m < hi
+    same = {"x": "u1", "y": "u1", "w": "u2"}
+    m, lo, hi, how = interval({"x": 0.0, "y": -2.0, "w": 1.0}, same)
+    assert how == "cluster bootstrap over utterances" and m == -1 / 3
+    # a resample of whole utterances: u1's files (mean -1) or u2's (1) or both
+    assert -1.0 <= lo <= m <= hi <= 1.0
