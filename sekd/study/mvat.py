@@ -12,7 +12,7 @@ from ..metrics import QUALITY
 from ..outputs import write_text
 from ..results import dumps
 from .paper import paper_effect
-from .runs import curves, ensure_run, finished_rows, load_run_model, paths, run_config
+from .runs import curves, ensure_run, ensure_runs, finished_rows, load_run_model, paths, run_config
 from .scoring import (
     clean_passthrough,
     dns_pairs,
@@ -145,8 +145,7 @@ def mvat_study(
     ("noisy", "spectral_gating"), "teacher" and "student_<row>[_seed<k>]"."""
     ensure_run(profile, "teacher", retrain=retrain)
     labels = [("teacher", "teacher", None), *student_labels(rows, seeds, ablation_seeds)]
-    for _, name, seed in labels[1:]:
-        ensure_run(profile, name, seed, retrain=retrain)
+    ensure_runs(profile, [(name, seed) for _, name, seed in labels[1:]], retrain=retrain)
     return _score(profile, labels, sets, retrain)
 
 

@@ -1,262 +1,226 @@
-"""Write the README's results block from the files under results/ (numbers are never typed).
+"""Write the report blocks from the files under results/ (numbers are never typed).
 
-`python -m sekd.study.readme [--profile cpu]` replaces the text between the markers
-`<!-- results:start -->` and `<!-- results:end -->` in README.md. Column titles come from the
-metric registry (`sekd.metrics.MEASURES`), verdicts from `sekd.study.stats.verdict`.
+`python -m sekd.study.readme [--profile cpu]` replaces the text between `<!-- NAME:start -->`
+and `<!-- NAME:end -->`: in README.md the study's answer at a glance (`glance`), the size of a
+shallow clone (`size`) and the student's speed (`speed`); in docs/results.md every table and
+verdict (`results`); in docs/benchmarks.md the deployment table (`deploy`). Tables come from
+`sekd.study.tables`, sentences from `sekd.study.verdicts`: the notebooks show the same.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 
 from ..data.corpus import REPO_ROOT
-from ..metrics import MEASURE, QUALITY
+from ..metrics import MEASURE
 from ..outputs import write_text
-from .paper import SNR_PAPER_CLAIM
+from .mvat import METHODS
 from .spec import SETS
-from .stats import direction
-from .verdicts import mvat_effect_sentence, nan_if_none, signed, study_budget, teacher_verdict
+from .tables import (
+    BAND_COLUMNS,
+    effect_cell,
+    effect_table,
+    markdown_table,
+    measure_cell,
+    number,
+    quality_table,
+    rows_table,
+)
+from .verdicts import (
+    band_preconditions_sentence,
+    band_search_sentence,
+    model_title,
+    mvat_conclusion,
+    robustness_answers,
+    snr_budget,
+    snr_conclusion,
+    stoi_loss_sentence,
+    study_budget,
+    teacher_verdict,
+)
 
-
-def header(first=("model", "seeds", "params", "GMACs @ 8 s"), keys=QUALITY, last=("enhances",)):
-    cols = [*first, *(MEASURE[k].title for k in keys), *last]
-    return ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-
-
-def _fmt(v, nd=3):
-    return "n/a" if v is None or v != v else f"{v:.{nd}f}"
-
-
-def _cell(r: dict, k: str) -> str:
-    sd = r.get(f"{k}_std_over_seeds")
-    return _fmt(r.get(k), MEASURE[k].decimals) + (
-        f" ± {_fmt(sd, MEASURE[k].decimals)}" if sd is not None else ""
-    )
-
-
-def _row(r: dict) -> str:
-    gmacs = _fmt(r.get("gmacs_paper"), 2) if "gmacs_paper" in r else ""
-    cells = " | ".join(_cell(r, k) for k in QUALITY)
-    enh = {True: "yes", False: "**no**"}.get(r.get("enhances"), "")
-    return f"| {r['model']} | {r['seeds']} | {r.get('params', '')} | {gmacs} | {cells} | {enh} |"
+GLANCE = ("pesq", "stoi", "si_sdri")  # the measures of the at-a-glance table
+MVAT_GLANCE = ("teacher", "student_baseline", "student_mvat_dual_q1", "student_mvat_dual_kd")
+SNR_GLANCE = {"S1 (no teacher)": "S1, the U-Net student alone",
+              "S2 (SNR teachers)": "S2, taught by the SNR band teachers"}  # fmt: skip
 
 
 def _load(path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def preconditions_block(profile: str, res) -> list[str]:
-    checks = _load(res / "mvat_preconditions.json")
-    if checks is None:
-        return []
-    ok = all(c["holds"] for c in checks)
-    lines = [
-        f"**Preconditions for a distillation claim** (`results/{profile}/mvat_preconditions.json`,"
-        " computed by `sekd.study.teacher_preconditions`):",
-        "",
-    ]
-    for c in checks:
-        if c["holds"] is None:
-            lines.append(f"- {c['set']}: {c['check']}: **pending** (not scored yet)")
-            continue
-        ci = (
-            f" [{signed(c['ci_low'])}, {signed(c['ci_high'])}] over {c['pairs']} files"
-            if "ci_low" in c
-            else ""
-        )
-        need = (
-            f"needs >= {c['margin']:+.2f} with the interval above 0"
-            if ci
-            else f"needs > {c['margin']:g}"
-        )
-        lines.append(
-            f"- {c['set']}: {c['check']} = {signed(c['diff'], 3)}{ci} ({need}): "
-            f"{'holds' if c['holds'] else '**fails**'}"
-        )
-    return [*lines, "", teacher_verdict(ok)]
-
-
-def effect_lines(effects: list[dict], budget) -> list[str]:
-    """The PESQ effects of a set, one sentence each (`verdicts.mvat_effect_sentence`)."""
-    return [f"- {mvat_effect_sentence(e, budget)}" for e in effects if e["metric"] == "pesq"]
-
-
-def _band_line(b: dict) -> str:
-    """A band teacher against the noisy input on its band's files (`snr._band_row`)."""
-    if not b["files"]:
-        return f"- {b['teacher']}: no test files in its band"
-    return (
-        f"- {b['teacher']} ({', '.join(f'{s:+g}' for s in b['snrs'])} dB, "
-        f"{b['files']} files): PESQ {signed(b['pesq_diff'], 3)} "
-        f"[{signed(b['pesq_ci_low'], 3)}, {signed(b['pesq_ci_high'], 3)}], "
-        f"SI-SDRi {signed(b['si_sdri_diff'], 2)} dB "
-        f"[{signed(b['si_sdri_ci_low'], 2)}, {signed(b['si_sdri_ci_high'], 2)}]"
-        + (
-            f" (seen noises {signed(b['si_sdri_diff_seen'], 2)}, unseen "
-            f"{signed(b['si_sdri_diff_unseen'], 2)})"
-            if "si_sdri_diff_unseen" in b
-            else ""
-        )
-        + (": beats the noisy input" if b["holds"] else ": **does not beat the noisy input**")
-    )
-
-
-def _band_search_lines(profile: str, bands, search) -> list[str]:
-    tried = []
-    for i, b in enumerate(bands):
-        mine = [c for c in search if c["band"] == i]
-        held = [c["model"] for c in mine if c["holds"]]
-        if mine:
-            names = f" ({', '.join(held)})" if held else ""
-            tried.append(
-                f"band {i + 1} (kept: {b['teacher']}), {len(mine)} weights, {len(held)} held"
-                + names
-            )
+def _glance_row(title: str, where: str, row: dict, effects: dict) -> list[str]:
+    cells = [measure_cell(row, k) for k in GLANCE]
     return [
-        "",
-        "Weights band-checked on these test files while the teachers were chosen "
-        f"(`results/{profile}/snr_band_search.json`): {'; '.join(tried)}. A teacher kept "
-        "because it passed among several candidates scored on the same files owes part of "
-        "its pass to that choice; the confirmation grid below does not.",
+        title,
+        where,
+        *cells,
+        *(effect_cell(effects[k]) if k in effects else "" for k in GLANCE),
     ]
 
 
-def _band_lines(profile: str, res) -> list[str]:
-    """The band teachers' preconditions, the search that chose them, the confirmation grid."""
-    lines = []
-    bands = _load(res / "snr_preconditions.json")
-    if bands is not None:
-        lines += ["", f"Band teachers against the noisy input on their band's test files "
-                  f"(`results/{profile}/snr_preconditions.json`, cluster bootstrap over "
-                  "utterances):", ""]  # fmt: skip
-        lines += [_band_line(b) for b in bands]
-    search = _load(res / "snr_band_search.json")
-    if bands is not None and search:
-        lines += _band_search_lines(profile, bands, search)
-    confirmed = _load(res / "snr_band_confirmation.json")
-    if confirmed is not None:
-        lines += [
-            "",
-            "Band teachers on the confirmation grid (the test grid built again from corpus test "
-            "speech it does not use, other noise segments; no candidate was scored on it; "
-            f"`results/{profile}/snr_band_confirmation.json`):",
-            "",
-        ]
-        lines += [_band_line(b) for b in confirmed]
-    return lines
+def glance_table(res) -> str:
+    """Teacher, baseline, MV-AT, MV-AT + KD on the VoiceBank-DEMAND pairs and S1 / S2 on the
+    SNR test grid: PESQ, STOI, SI-SDRi and each distilled row's paired effect."""
+    t1 = {r["model"]: r for r in _load(res / "mvat_table1_voicebank.json")}
+    effects = {}
+    for e in _load(res / "mvat_effect_voicebank.json") or []:
+        effects.setdefault(f"student_{e['method']}", {})[e["metric"]] = e
+    rows = [_glance_row(model_title(m), SETS["voicebank"], t1[m], effects.get(m, {}))
+            for m in MVAT_GLANCE if m in t1]  # fmt: skip
+    snr = {r["model"]: r for r in _load(res / "snr_table3.json") or []}
+    s2 = {e["metric"]: e for e in _load(res / "snr_effect.json") or [] if e["group"] == "all"}
+    rows += [_glance_row(title, "SNR test grid", snr[m], s2 if m.startswith("S2") else {})
+             for m, title in SNR_GLANCE.items() if m in snr]  # fmt: skip
+    titles = [MEASURE[k].title for k in GLANCE]
+    header = ["model", "test set", *titles, *(f"effect on {t}" for t in titles)]
+    return markdown_table(header, rows)
 
 
-def _snr_effect_line(e: dict) -> str:
-    nd = {"pesq": 3, "stoi": 4}.get(e["metric"], 2)
-    seeds = e.get("seeds", 1)
-    per_seed = (
-        f"; per seed {', '.join(signed(d, nd) for d in e['diff_per_seed'])}"
-        if seeds > 1 and "diff_per_seed" in e
-        else ""
-    )
-    side = direction(nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"]))
-    return (
-        f"- S2 - S1, {MEASURE[e['metric']].title}: {signed(e['diff'], nd)} "
-        f"[{signed(e['ci_low'], nd)}, {signed(e['ci_high'], nd)}] over {e['pairs']} files, "
-        f"{seeds} seed(s){per_seed} (S2 {side} S1; the paper reports {SNR_PAPER_CLAIM})"
-    )
+def glance_block(profile: str = "cpu", root=REPO_ROOT) -> str:
+    """The study's answer at a glance: the table, each study's budget beside its paper's, and
+    whether the MV-AT verdict survives its confounds."""
+    from .paper import PAPER_MVAT_BUDGET, SNR_PAPER_BUDGET
 
-
-def _stoi_loss_line(profile: str, by_snr) -> str:
-    lost: dict[str, list[str]] = {}
-    for r in by_snr:
-        below = direction(nan_if_none(r["ci_low"]), nan_if_none(r["ci_high"])) == "below"
-        lost.setdefault(r["model"], [])
-        if below:
-            lost[r["model"]].append(f"{r['snr']:+g} dB (gain {r['gain']:.2f})")
-    where = "; ".join(f"{m} at {', '.join(v)}" for m, v in lost.items() if v)
-    where = where or "no model, at no SNR"
-    return (
-        f"- below the noisy input in STOI (`results/{profile}/snr_stoi_by_snr.json`, per test "
-        f"SNR, with the output's gain on the clean signal there): {where}"
-    )
-
-
-def snr_block(profile: str, res) -> list[str]:
-    """The SNR teachers-student study: band preconditions, noisy / S1 / S2, S2 - S1."""
-    t3, eff = _load(res / "snr_table3.json"), _load(res / "snr_effect.json")
-    if t3 is None or eff is None:
-        return []
-    keys = [k for k in QUALITY if any(k in r for r in t3)]
-    lines = ["", "**SNR-based teachers-student** (U-Net students `waveunet_cpu`; four band"]
-    lines.append("teachers, named below; S1 without and S2 with SNR-routed teachers).")
-    lines += _band_lines(profile, res)
-    lines += ["", f"Test grid, `results/{profile}/snr_table3.json`:", ""]
-    lines += header(("model", "seeds"), keys, ("files", "failed"))
-    for r in t3:
-        cells = " | ".join(_cell(r, k) for k in keys)
-        lines.append(f"| {r['model']} | {r.get('seeds', 1)} | {cells} | {r['files']} | "
-                     f"{r['failed']} |")  # fmt: skip
-    lines.append("")
-    lines += [_snr_effect_line(e) for e in eff if e.get("group", e.get("snr")) == "all"]
-    by_snr = _load(res / "snr_stoi_by_snr.json")
-    if by_snr is not None:
-        lines.append(_stoi_loss_line(profile, by_snr))
-    lines.append(
-        f"- per SNR and per seen / unseen noise: `results/{profile}/snr_effect.json`; intervals "
-        "are cluster bootstraps over source utterances (files made from one utterance are not "
-        "counted as independent)."
-    )
-    return lines
-
-
-def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
     res = root / "results" / profile
-    t1 = _load(res / "mvat_table1_voicebank.json")
-    if t1 is None:
+    if not (res / "mvat_table1_voicebank.json").is_file():
         return (
             f"No `{profile}` results are committed yet: train the profile's runs and run "
             f"`sekd reproduce --profile {profile}`."
         )
+    effects = _load(res / "mvat_effect_voicebank.json") or []
+    budget = study_budget(profile)
     lines = [
-        f"Profile `{profile}`, written by `python -m sekd.study.readme` from `results/{profile}/`.",
-        "The VoiceBank-DEMAND test pairs are bundled real files, a subset of the official test",
-        "set: comparable between these models, not with published full-set numbers.",
+        glance_table(res),
         "",
-        *preconditions_block(profile, res),
+        "Effects are paired by file, with 95 % intervals: MV-AT rows against the baseline "
+        "student, S2 against S1, the paper's own effect in brackets. The budgets:",
+        "",
+        f"- MV-AT: {budget.phrase()}; the paper: {PAPER_MVAT_BUDGET}.",
+        f"- SNR teachers: {snr_budget(profile).phrase()}; the paper: {SNR_PAPER_BUDGET}.",
+        "",
+        "Is the MV-AT verdict robust? On the VoiceBank-DEMAND test pairs:",
+        "",
+        robustness_answers(effects, _load(res / "mvat_trend.json") or [], budget),
     ]
+    return "\n".join(lines)
+
+
+def _preconditions(res) -> list[str]:
+    checks = _load(res / "mvat_preconditions.json")
+    if checks is None:
+        return []
+    ok = all(c["holds"] for c in checks)
+    columns = ["check", "set", "diff", "ci_low", "ci_high", "pairs", "margin", "holds"]
+    return ["## Preconditions for a distillation claim", "", teacher_verdict(ok), "",
+            rows_table(checks, columns)]  # fmt: skip
+
+
+def _mvat_tables(profile: str, res) -> list[str]:
+    lines = []
     for set_name, title in SETS.items():
         rows = _load(res / f"mvat_table1_{set_name}.json")
-        if rows is None:
-            continue
-        lines += ["", f"Table 1, {title} (`results/{profile}/mvat_table1_{set_name}.json`):", ""]
-        lines += header() + [_row(r) for r in rows]
-    lines += [
-        "",
-        "With several seeds, a cell is the mean over seeds ± the std of the seeds' means. "
-        "*enhances*: beats the noisy input in PESQ, STOI and SI-SDR with positive output gain.",
-    ]
+        if rows is not None:
+            lines += ["", f"**Table 1, {title}** (`results/{profile}/mvat_table1_{set_name}.json`"
+                      + (", the paper's rows in italics" if set_name == "voicebank" else "") + ")",
+                      "", quality_table(rows, with_paper=set_name == "voicebank")]  # fmt: skip
     t3 = _load(res / "mvat_table3_voicebank.json")
     if t3 is not None:
-        lines += ["", f"Table 3 rows (ablations), VoiceBank-DEMAND pairs, from "
-                  f"`results/{profile}/mvat_table3_voicebank.json`:", ""]  # fmt: skip
-        lines += header() + [_row(r) for r in t3]
+        where = f"`results/{profile}/mvat_table3_voicebank.json`"
+        lines += ["", f"**Table 3, every row, {SETS['voicebank']}** ({where})", "",
+                  quality_table(t3)]  # fmt: skip
+    return lines
+
+
+def _mvat_effects(profile: str, res) -> list[str]:
+    effects = {s: _load(res / f"mvat_effect_{s}.json") for s in SETS}
+    effects = {s: e for s, e in effects.items() if e is not None}
+    if not effects:
+        return []
+    lines = ["", "## The distillation effect, paired by file", ""]
+    for set_name, rows in effects.items():
+        lines += [f"**{SETS[set_name]}** (`results/{profile}/mvat_effect_{set_name}.json`)", "",
+                  effect_table(rows, metrics=list(GLANCE)), ""]  # fmt: skip
+    checks = _load(res / "mvat_preconditions.json") or []
     budget = study_budget(profile)
-    for set_name, title in SETS.items():
-        eff = _load(res / f"mvat_effect_{set_name}.json")
-        if eff is None:
-            continue
-        lines += [
-            "",
-            f"Distillation effect on PESQ, {title}, paired by file (mean difference to the "
-            f"baseline, 95 % interval; `results/{profile}/mvat_effect_{set_name}.json`):",
-            "",
-            *effect_lines(eff, budget),
-        ]
-    lines += snr_block(profile, res)
-    fig = res / "figures" / "05_maps_after.png"
-    if fig.is_file():
-        lines += [
-            "",
-            f"![teacher vs student attention maps after MV-AT]({fig.relative_to(root)})",
-        ]
+    lines += [mvat_conclusion(effects, all(c["holds"] for c in checks), budget, METHODS, SETS)]
+    if "voicebank" in effects:
+        trend = _load(res / "mvat_trend.json") or []
+        lines += ["", "**Is the verdict robust?** On the VoiceBank-DEMAND test pairs:", "",
+                  robustness_answers(effects["voicebank"], trend, budget)]  # fmt: skip
+    return lines
+
+
+def _snr_block(profile: str, res) -> list[str]:
+    t3, effect = _load(res / "snr_table3.json"), _load(res / "snr_effect.json")
+    if t3 is None or effect is None:
+        return []
+    bands = _load(res / "snr_preconditions.json") or []
+    confirmed = _load(res / "snr_band_confirmation.json") or []
+    vs_noisy = _load(res / "snr_students_vs_noisy.json") or []
+    lines = ["", "## SNR-based teachers-student", "", band_preconditions_sentence(bands), "",
+             rows_table(bands, list(BAND_COLUMNS)), "",
+             band_search_sentence(bands, _load(res / "snr_band_search.json") or [], confirmed),
+             "", f"**The test grid** (`results/{profile}/snr_table3.json`)", "",
+             quality_table(t3), ""]  # fmt: skip
+    by_snr = _load(res / "snr_stoi_by_snr.json")
+    if by_snr is not None:
+        lines += [stoi_loss_sentence(by_snr), ""]
+    lines += [f"**S2 - S1, paired by file** (`results/{profile}/snr_effect.json`; cluster "
+              "bootstrap over source utterances)", "", effect_table(effect, group="group"), "",
+              snr_conclusion(effect, bands, confirmed, vs_noisy, snr_budget(profile))]  # fmt: skip
+    return lines
+
+
+FIGURES = {
+    "06_forest.png": "every distillation effect with its interval, the paper's marked",
+    "04_paired_trend.png": "the paired validation difference against the step",
+    "05_attention_grid.png": "teacher vs student attention, view by view, before and after",
+    "07_forest.png": "S2 - S1 per SNR and noise",
+}
+
+
+def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
+    """docs/results.md: every table, verdict and figure of the committed study."""
+    res = root / "results" / profile
+    if _load(res / "mvat_table1_voicebank.json") is None:
+        return glance_block(profile, root)
+    lines = [
+        f"Profile `{profile}`, written by `python -m sekd.study.readme` from `results/{profile}/`. "
+        "The VoiceBank-DEMAND test pairs are bundled real files, a subset of the official test "
+        "set: comparable between these models, not with published full-set numbers. With several "
+        "seeds a cell is the mean over seeds ± the std of the seeds' means; the best of our values "
+        "per column is in bold. *enhances*: beats the noisy input in PESQ, STOI and SI-SDR with "
+        "positive output gain.",
+        "",
+        *_preconditions(res),
+        "",
+        "## MV-AT: Tables 1 and 3",
+        *_mvat_tables(profile, res),
+        *_mvat_effects(profile, res),
+        *_snr_block(profile, res),
+    ]
+    figures = [(f, t) for f, t in FIGURES.items() if (res / "figures" / f).is_file()]
+    if figures:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{t}](../results/{profile}/figures/{f})" for f, t in figures]
     return "\n".join(lines)
+
+
+def tree_megabytes(root=REPO_ROOT) -> float:
+    """The size of the committed files (what a shallow clone checks out), in MB."""
+    out = subprocess.run(["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True)
+    names = [n for n in out.stdout.decode().split("\0") if n]
+    return sum((root / n).stat().st_size for n in names if (root / n).is_file()) / 1e6
+
+
+def size_line(root=REPO_ROOT) -> str:
+    return (
+        f"The files of a shallow clone total about {tree_megabytes(root):.0f} MB (the committed "
+        "models, corpus and executed study among them); the full history is several times that."
+    )
 
 
 RUNTIME_TITLES = {
@@ -283,8 +247,8 @@ def deploy_table(report: dict) -> list[str]:
     ]
     mem = report["peak_memory_mb"]
     for preset in dict.fromkeys(r["preset"] for r in report["rows"]):
-        cells = " | ".join(_fmt(rtf.get((preset, n, t)), 4) for t in threads for n in runtimes)
-        peak = " / ".join(_fmt(mem.get(f"{preset}/{n}"), 0) for n in runtimes)
+        cells = " | ".join(number(rtf.get((preset, n, t)), 4) for t in threads for n in runtimes)
+        peak = " / ".join(number(mem.get(f"{preset}/{n}"), 0) for n in runtimes)
         lines.append(f"| {preset} | {cells} | {peak} |")
     return lines
 
@@ -343,8 +307,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--profile", default="cpu")
     args = ap.parse_args()
-    replace_block(REPO_ROOT / "README.md", "results", results_block(args.profile))
+    replace_block(REPO_ROOT / "README.md", "glance", glance_block(args.profile))
+    replace_block(REPO_ROOT / "README.md", "size", size_line())
     replace_block(REPO_ROOT / "README.md", "speed", student_speed_line())
+    replace_block(REPO_ROOT / "docs" / "results.md", "results", results_block(args.profile))
     replace_block(REPO_ROOT / "docs" / "benchmarks.md", "deploy", deploy_block())
 
 

@@ -6,7 +6,10 @@ from __future__ import annotations
 import fcntl
 import functools
 import json
+import os
 import shutil
+import subprocess
+import sys
 import time
 import warnings
 from contextlib import contextmanager
@@ -398,6 +401,45 @@ def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool =
             )
         train_run(profile, name, seed, retrain=retrain)
     return out
+
+
+def parallel_workers() -> int:
+    """How many runs to train at once: one 1-thread process per core (two 1-thread processes
+    beat one 2-thread process on 2 cores: results/benchmarks/study_throughput.json), or one
+    where this process was given a single thread (OMP_NUM_THREADS=1, as `make test` runs the
+    notebooks two at a time)."""
+    return 1 if os.environ.get("OMP_NUM_THREADS") == "1" else os.cpu_count() or 1
+
+
+def _train_in_processes(profile: str, runs, workers: int) -> None:
+    """Train `runs` ((name, seed) pairs that do not depend on each other) in `workers` queue
+    processes of one thread each; a failed queue is an error naming its log."""
+    queues = [runs[i::workers] for i in range(workers)]
+    logs = paths(profile).runs
+    logs.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for i, queue in enumerate(q for q in queues if q):
+        items = [name if seed is None else f"{name}:{seed}" for name, seed in queue]
+        log = logs / f"parallel_queue_{i}.log"
+        cmd = [sys.executable, "-m", "sekd.study.queue", "--profile", profile, "--threads", "1"]
+        with open(log, "w") as f:
+            procs.append((subprocess.Popen([*cmd, *items], stdout=f, stderr=subprocess.STDOUT,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}), log))  # fmt: skip
+    failed = [log for proc, log in procs if proc.wait() != 0]
+    if failed:
+        raise RuntimeError(f"training failed; see {', '.join(map(str, failed))}")
+
+
+def ensure_runs(profile: str, runs, retrain: bool = False) -> list[Path]:
+    """`ensure_run` for each (name, seed) of `runs`, the missing ones trained side by side
+    (`parallel_workers`). The runs must not depend on each other: a student and its teacher go
+    in two calls, the teacher's first."""
+    runs = list(runs)
+    missing = [(n, s) for n, s in runs if retrain or find_run(profile, n, s) is None]
+    workers = min(len(missing), parallel_workers())
+    if _TRAINING["allowed"] and not retrain and workers > 1:
+        _train_in_processes(profile, missing, workers)
+    return [ensure_run(profile, n, s, retrain=retrain) for n, s in runs]
 
 
 def load_run_model(profile: str, name: str, seed: int | None = None, which: str = "best"):

@@ -16,7 +16,7 @@ from ..outputs import write_text
 from ..results import dumps
 from ..routing import snr_band
 from .mvat import enhances
-from .runs import ensure_run, load_run_model, paths, run_config
+from .runs import ensure_run, ensure_runs, load_run_model, paths, run_config
 from .scoring import (
     evaluate,
     fingerprint,
@@ -85,11 +85,11 @@ def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
     (each band's teacher, `band_teacher_runs`; its run name in the result's "run"),
     snr_s1[_seed<k>], snr_s2[_seed<k>]."""
     teacher_runs = band_teacher_runs(profile)
-    for name in teacher_runs:
-        ensure_run(profile, name, retrain=retrain)
-    for name in STUDENTS:
-        for seed in seeds:
-            ensure_run(profile, name, seed, retrain=retrain)
+    students = [(name, seed) for name in STUDENTS for seed in seeds]
+    taught = [s for s in students if run_config(profile, s[0]).teacher.checkpoints]
+    alone = [s for s in students if s not in taught]
+    ensure_runs(profile, [*((t, None) for t in teacher_runs), *alone], retrain=retrain)
+    ensure_runs(profile, taught, retrain=retrain)  # once their teachers are trained
     pairs, extra = snr_test_set(profile)
 
     def score(run, model, mine):

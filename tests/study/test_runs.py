@@ -224,3 +224,28 @@ def test_a_committed_config_names_the_checkouts_files_relative_to_it():
         assert runs.committed_current(f.parent.parent.name, name, seed and int(seed)), f
         initialised += 1
     assert initialised >= 1
+
+
+def test_runs_that_do_not_depend_on_each_other_train_side_by_side(monkeypatch):
+    """Two smoke runs of seeds no other test uses, trained in two 1-thread queue processes."""
+    import shutil
+
+    from sekd.study import runs
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(runs.os, "cpu_count", lambda: 2)
+    assert runs.parallel_workers() == 2
+    wanted = [("student_baseline", 901), ("student_baseline", 902)]
+    folders = [runs.run_dir("smoke", n, s) for n, s in wanted]
+    try:
+        got = runs.ensure_runs("smoke", wanted)
+        assert got == folders and all((f / "summary.json").is_file() for f in folders)
+        logs = [runs.paths("smoke").runs / f"parallel_queue_{i}.log" for i in (0, 1)]
+        for log, folder in zip(logs, folders):  # each queue trained one of them
+            assert f"{folder}: start" in log.read_text()
+        assert runs.ensure_runs("smoke", wanted) == folders  # finished: nothing trains again
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert runs.parallel_workers() == 1
+    finally:
+        for f in folders:
+            shutil.rmtree(f, ignore_errors=True)
