@@ -105,7 +105,7 @@ def plot_curves(runs: dict, key: str, kind: str = "train", title: str = ""):
 def _step_axes(fig, ax, key: str, title: str):
     """Label a figure of a logged quantity against the step, add the legend, lay it out."""
     ax.set_xlabel("step")
-    ax.set_ylabel(key)
+    ax.set_ylabel(MEASURE[key].title if key in MEASURE else key)
     ax.set_title(title)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -163,7 +163,9 @@ def plot_paired_trend(rows: list[dict], title: str = ""):
             (line,) = ax.plot(steps, diff, marker="o", ms=3, label=label)
             ax.fill_between(steps, diff - std, diff + std, color=line.get_color(), alpha=0.2, lw=0)
         ax.axhline(0.0, color="k", lw=0.8)
-        _step_axes(fig, ax, f"{MEASURE[metric].title} difference", title or "paired difference")
+        _step_axes(fig, ax, f"{MEASURE[metric].title} difference", MEASURE[metric].title)
+    fig.suptitle(title or "paired difference")
+    fig.tight_layout()
     return fig
 
 
@@ -244,11 +246,12 @@ def plot_forest(panels: dict, y: str = "method", metrics=None, title: str = "", 
             ax.set_title(f"{panel}: {MEASURE[metric].title}" if len(panels) > 1 else
                          MEASURE[metric].title, fontsize=9)  # fmt: skip
             ax.set_xlabel("difference" + _unit(metric), fontsize=8)
-    axes[0, 0].plot([], [], "x", color="k", label="the paper's effect")
-    axes[0, 0].legend(fontsize=7, loc="lower left")
+    if any(r.get("paper") is not None for r in rows):
+        (cross,) = axes[0, 0].plot([], [], "x", color="k")
+        fig.legend([cross], ["the paper's effect"], loc="upper right", fontsize=8)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     return fig
 
 

@@ -5,6 +5,8 @@ best value are decided once. Titles and precision come from the metric registry
 
 from __future__ import annotations
 
+import re
+
 from ..metrics import MEASURE, QUALITY
 from .paper import PAPER_MVAT_TABLE1, PAPER_ROW
 from .verdicts import model_title, signed
@@ -30,9 +32,18 @@ def number(v, decimals: int = 3) -> str:
     return f"{v:.{decimals}f}"
 
 
+_NUMBER = re.compile(r"^\**[+-]?\d")
+
+
 def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A Markdown table; numbers right-aligned (every column but the first)."""
-    lines = ["| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]
+    """A Markdown table; a column of numbers right-aligned, a column of words left-aligned
+    (the first column always)."""
+    columns = list(zip(*rows)) or [()] * len(header)
+    numeric = [
+        i > 0 and all(not c or _NUMBER.match(c) for c in col) for i, col in enumerate(columns)
+    ]
+    rule = "|" + "".join("---:|" if right else "---|" for right in numeric)
+    lines = ["| " + " | ".join(header) + " |", rule]
     lines += ["| " + " | ".join(cells) + " |" for cells in rows]
     return "\n".join(lines)
 
@@ -135,22 +146,44 @@ def _key_title(key: str) -> str:
     return f"{MEASURE[name].title} {rest[1:].replace('_', ' ')}".rstrip()
 
 
-def _value(key: str, v) -> str:
+def _value(key: str, v, decimals: int = 3) -> str:
     if isinstance(v, bool):
         return "yes" if v else "**no**"
     if isinstance(v, float):
         name, _ = _split_key(key)
-        return number(v, MEASURE[name].decimals) if name else f"{v:.3g}"
+        if name:
+            return number(v, MEASURE[name].decimals)
+        return f"{v:g}" if v.is_integer() else number(v, decimals)  # a count or grid value as is
     if isinstance(v, (list, tuple)):
-        return ", ".join(_value(key, x) for x in v)
+        return ", ".join(_value(key, x, decimals) for x in v)
     return "" if v is None else str(v)
 
 
-def rows_table(rows: list[dict], columns=None) -> str:
-    """Any result rows as a Markdown table: readable titles, each number at its measure's
-    precision, yes / **no** for a check, blanks for what is missing; `columns` picks keys."""
+def rows_table(rows: list[dict], columns=None, titles=None, decimals: int = 3) -> str:
+    """Any result rows as a Markdown table: readable titles (`titles` overrides some), each
+    number at its measure's precision (`decimals` for a number of no measure), yes / **no**
+    for a check, blanks for what is missing; `columns` picks keys."""
     columns = columns or list(dict.fromkeys(k for r in rows for k in r))
-    body = [[_value(k, r.get(k)) for k in columns] for r in rows]
-    if body and columns[0] == "model":
-        body = [[model_title(r["model"]), *cells[1:]] for r, cells in zip(rows, body)]
-    return markdown_table([_key_title(k) for k in columns], body)
+    body = [[_value(k, r.get(k), decimals) for k in columns] for r in rows]
+    if body and columns[0] in ("model", "row", "method"):
+        body = [[model_title(str(r[columns[0]])), *cells[1:]] for r, cells in zip(rows, body)]
+    titles = titles or {}
+    return markdown_table([titles.get(k) or _key_title(k) for k in columns], body)
+
+
+def tables_by_measure(rows: list[dict], index: list[str]) -> dict[str, str]:
+    """Wide per-SNR rows as one table per measure, so each fits a page: {measure title: table}.
+    Rows either name their measure (a "metric" column, the SNRs as "-20 dB" columns: each
+    measure's rows) or hold every measure ("pesq@-20" columns: each measure's columns)."""
+    out = {}
+    for name, measure in MEASURE.items():
+        if any(r.get("metric") == name for r in rows):
+            mine = [r for r in rows if r.get("metric") == name]
+            snrs = [k for k in mine[0] if k.endswith(" dB")]
+            out[measure.title] = rows_table(mine, [*index, *snrs], decimals=measure.decimals)
+            continue
+        snrs = [k for k in dict.fromkeys(k for r in rows for k in r) if k.startswith(f"{name}@")]
+        if snrs:
+            titles = {k: f"{k.split('@')[1]} dB" for k in snrs}
+            out[measure.title] = rows_table(rows, [*index, *snrs], titles)
+    return out

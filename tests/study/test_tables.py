@@ -26,7 +26,8 @@ def test_a_quality_table_titles_from_the_registry_marks_the_best_and_sets_the_pa
     header, rule, *body = _lines(quality_table(rows, with_paper=True))
     assert header == ["model", "seeds", "params", "GMACs @ 8 s",
                       *(MEASURE[k].title for k in QUALITY), "enhances"]  # fmt: skip
-    assert rule[0] == "---" and set(rule[1:]) == {"---:"}
+    # numbers right-aligned, words (the model, yes / no) left
+    assert rule[0] == rule[-1] == "---" and set(rule[1:-1]) == {"---:"}
     titles = [cells[0] for cells in body]
     assert titles == ["noisy input", "teacher", "*paper: MANNER-B-Teacher*", "baseline student",
                       "*paper: MANNER-S-1.5GF (Baseline)*"]  # fmt: skip
@@ -54,8 +55,24 @@ def test_an_effect_table_has_a_row_per_method_and_the_papers_effect_beside_ours(
 
 
 def test_any_rows_get_readable_titles_and_each_number_its_measures_precision():
-    rows = [{"model": "student_kd_only", "pesq@-20": 1.23456, "si_sdri_ci_low": 2.345,
-             "holds": False, "snrs": [-20.0, -15.0], "share": 0.0060123}]  # fmt: skip
+    row = {"model": "student_kd_only", "pesq@-20": 1.23456, "si_sdri_ci_low": 2.345}
+    rows = [{**row, "holds": False, "snrs": [-20.0, -15.0], "share": 0.0060123, "margin": 0.3}]
     header, _, cells = _lines(rows_table(rows))
-    assert header == ["model", "PESQ @ -20 dB", "SI-SDRi (dB) ci low", "holds", "snrs", "share"]
-    assert cells == ["KD alone", "1.235", "2.35", "**no**", "-20, -15", "0.00601"]
+    assert header == [
+        "model", "PESQ @ -20 dB", "SI-SDRi (dB) ci low", "holds", "snrs", "share", "margin"
+    ]  # fmt: skip
+    assert cells == ["KD alone", "1.235", "2.35", "**no**", "-20, -15", "0.006", "0.300"]
+
+
+def test_wide_per_snr_rows_become_one_table_per_measure():
+    from sekd.study.tables import tables_by_measure
+
+    every = [{"noise": "babble", "model": "Noisy", "pesq@-20": 1.0851, "stoi@-20": 0.3346,
+              "stoi@+20": 0.9447}]  # fmt: skip
+    by = tables_by_measure(every, ["noise", "model"])
+    assert list(by) == ["PESQ", "STOI"]
+    assert by["STOI"].splitlines()[0] == "| noise | model | -20 dB | +20 dB |"
+    assert by["STOI"].splitlines()[2] == "| babble | Noisy | 0.335 | 0.945 |"
+    named = [{"metric": "si_sdri", "model": "T1", "seeds": 1, "-20 dB": 1.234, "+0 dB": None}]
+    (table,) = tables_by_measure(named, ["model", "seeds"]).values()
+    assert table.splitlines()[2] == "| T1 | 1 | 1.23 |  |"  # SI-SDRi's two decimals
