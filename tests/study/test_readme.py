@@ -97,8 +97,10 @@ def test_the_results_block_holds_every_table_and_verdict_in_order(tmp_path):
     _mvat_files(res)
     text = results_block("cpu", root=tmp_path)
     assert "SNR-based" not in text and "## Figures" not in text
-    assert "| teacher - noisy, PESQ | voicebank | 0.6 | 0.4 | 0.8 | 31 | 0.3 | yes |" in text
-    assert "| teacher output gain on clean | voicebank | -0.5 |  |  |  | 0 | **no** |" in text
+    assert (
+        "| teacher - noisy, PESQ | voicebank | 0.600 | 0.400 | 0.800 | 31 | 0.300 | yes |" in text
+    )
+    assert "| teacher output gain on clean | voicebank | -0.500 |  |  |  | 0 | **no** |" in text
     assert "does not meet every precondition" in text
     assert "| *paper: MANNER-S-1.5GF (Baseline)* |  | 2.88 | 0.94 |" in text
     assert "| MV-AT with eq. 2 as a per-frame mean | +0.050 [+0.010, +0.090] |" in text
