@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,8 @@ def test_committed_without_outputs_and_with_one_parameters_cell(book):
     assert len(params) == 1
     assert 'profile = "smoke"' in "".join(params[0]["source"])
     src = "".join("".join(c["source"]) for c in code)
-    assert "check_profile(profile)" in src and "from sekd" in src
+    # an unknown profile is an error before anything runs
+    assert re.search(r"check_profile\(profile\)|open_profile\(profile", src) and "from sekd" in src
     assert "nn.Module" not in src and "import torch.nn" not in src  # no model defined here
     assert nb["cells"][0]["cell_type"] == "markdown"
     assert "".join(nb["cells"][-2]["source"]).startswith("## Conclusion")

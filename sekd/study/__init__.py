@@ -68,7 +68,16 @@ from .snr import (
     snr_voicebank,
     students_vs_noisy,
 )
-from .spec import AT_WEIGHT_ROWS, PROFILES, SETS, SIZE_ROWS, STUDY_SEEDS, label, parse_label
+from .spec import (
+    AT_WEIGHT_ROWS,
+    PROFILES,
+    RESULTS,
+    SETS,
+    SIZE_ROWS,
+    STUDY_SEEDS,
+    label,
+    parse_label,
+)
 from .stats import cluster_bootstrap_ci, direction, mean_ci, paired_difference_by_name, verdict
 from .verdicts import (
     Budget,
@@ -95,6 +104,7 @@ def read_table(profile: str, name: str) -> list[dict]:
 
 __all__ = [
     "AT_WEIGHT_ROWS",
+    "RESULTS",
     "SIZE_ROWS",
     "finished_rows",
     "open_profile",

@@ -17,7 +17,7 @@ from ..data.corpus import REPO_ROOT
 from ..metrics import MEASURE
 from ..outputs import write_text
 from .mvat import METHODS
-from .spec import SETS
+from .spec import RESULTS, SETS
 from .tables import (
     BAND_COLUMNS,
     effect_cell,
@@ -51,6 +51,11 @@ def _load(path):
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _table(res, name: str):
+    """The rows of result table `name` (a `RESULTS` name) under `res`, None without it."""
+    return _load(res / f"{name}.json")
+
+
 def _glance_row(title: str, where: str, row: dict, effects: dict) -> list[str]:
     cells = [measure_cell(row, k) for k in GLANCE]
     return [
@@ -64,14 +69,14 @@ def _glance_row(title: str, where: str, row: dict, effects: dict) -> list[str]:
 def glance_table(res) -> str:
     """Teacher, baseline, MV-AT, MV-AT + KD on the VoiceBank-DEMAND pairs and S1 / S2 on the
     SNR test grid: PESQ, STOI, SI-SDRi and each distilled row's paired effect."""
-    t1 = {r["model"]: r for r in _load(res / "mvat_table1_voicebank.json")}
+    t1 = {r["model"]: r for r in _table(res, RESULTS.table1("voicebank"))}
     effects = {}
-    for e in _load(res / "mvat_effect_voicebank.json") or []:
+    for e in _table(res, RESULTS.effect("voicebank")) or []:
         effects.setdefault(f"student_{e['method']}", {})[e["metric"]] = e
     rows = [_glance_row(model_title(m), SETS["voicebank"], t1[m], effects.get(m, {}))
             for m in MVAT_GLANCE if m in t1]  # fmt: skip
-    snr = {r["model"]: r for r in _load(res / "snr_table3.json") or []}
-    s2 = {e["metric"]: e for e in _load(res / "snr_effect.json") or [] if e["group"] == "all"}
+    snr = {r["model"]: r for r in _table(res, RESULTS.snr_table("table3")) or []}
+    s2 = {e["metric"]: e for e in _table(res, RESULTS.snr_effect) or [] if e["group"] == "all"}
     rows += [_glance_row(title, "SNR test grid", snr[m], s2 if m.startswith("S2") else {})
              for m, title in SNR_GLANCE.items() if m in snr]  # fmt: skip
     titles = [MEASURE[k].title for k in GLANCE]
@@ -85,12 +90,12 @@ def glance_block(profile: str = "cpu", root=REPO_ROOT) -> str:
     from .paper import PAPER_MVAT_BUDGET, SNR_PAPER_BUDGET
 
     res = root / "results" / profile
-    if not (res / "mvat_table1_voicebank.json").is_file():
+    if _table(res, RESULTS.table1("voicebank")) is None:
         return (
             f"No `{profile}` results are committed yet: train the profile's runs and run "
             f"`sekd reproduce --profile {profile}`."
         )
-    effects = _load(res / "mvat_effect_voicebank.json") or []
+    effects = _table(res, RESULTS.effect("voicebank")) or []
     budget = study_budget(profile)
     lines = [
         glance_table(res),
@@ -103,13 +108,13 @@ def glance_block(profile: str = "cpu", root=REPO_ROOT) -> str:
         "",
         "Is the MV-AT verdict robust? On the VoiceBank-DEMAND test pairs:",
         "",
-        robustness_answers(effects, _load(res / "mvat_trend.json") or [], budget),
+        robustness_answers(effects, _table(res, RESULTS.trend) or [], budget),
     ]
     return "\n".join(lines)
 
 
 def _preconditions(res) -> list[str]:
-    checks = _load(res / "mvat_preconditions.json")
+    checks = _table(res, RESULTS.preconditions)
     if checks is None:
         return []
     ok = all(c["holds"] for c in checks)
@@ -121,55 +126,57 @@ def _preconditions(res) -> list[str]:
 def _mvat_tables(profile: str, res) -> list[str]:
     lines = []
     for set_name, title in SETS.items():
-        rows = _load(res / f"mvat_table1_{set_name}.json")
+        rows = _table(res, RESULTS.table1(set_name))
         if rows is not None:
-            lines += ["", f"**Table 1, {title}** (`results/{profile}/mvat_table1_{set_name}.json`"
-                      + (", the paper's rows in italics" if set_name == "voicebank" else "") + ")",
-                      "", quality_table(rows, with_paper=set_name == "voicebank")]  # fmt: skip
-    t3 = _load(res / "mvat_table3_voicebank.json")
+            where = f"`results/{profile}/{RESULTS.table1(set_name)}.json`"
+            paper = ", the paper's rows in italics" if set_name == "voicebank" else ""
+            lines += ["", f"**Table 1, {title}** ({where}{paper})", "",
+                      quality_table(rows, with_paper=set_name == "voicebank")]  # fmt: skip
+    t3 = _table(res, RESULTS.table3)
     if t3 is not None:
-        where = f"`results/{profile}/mvat_table3_voicebank.json`"
+        where = f"`results/{profile}/{RESULTS.table3}.json`"
         lines += ["", f"**Table 3, every row, {SETS['voicebank']}** ({where})", "",
                   quality_table(t3)]  # fmt: skip
     return lines
 
 
 def _mvat_effects(profile: str, res) -> list[str]:
-    effects = {s: _load(res / f"mvat_effect_{s}.json") for s in SETS}
+    effects = {s: _table(res, RESULTS.effect(s)) for s in SETS}
     effects = {s: e for s, e in effects.items() if e is not None}
     if not effects:
         return []
     lines = ["", "## The distillation effect, paired by file", ""]
     for set_name, rows in effects.items():
-        lines += [f"**{SETS[set_name]}** (`results/{profile}/mvat_effect_{set_name}.json`)", "",
+        lines += [f"**{SETS[set_name]}** (`results/{profile}/{RESULTS.effect(set_name)}.json`)", "",
                   effect_table(rows, metrics=list(GLANCE)), ""]  # fmt: skip
-    checks = _load(res / "mvat_preconditions.json") or []
+    checks = _table(res, RESULTS.preconditions) or []
     budget = study_budget(profile)
     lines += [mvat_conclusion(effects, all(c["holds"] for c in checks), budget, METHODS, SETS)]
     if "voicebank" in effects:
-        trend = _load(res / "mvat_trend.json") or []
+        trend = _table(res, RESULTS.trend) or []
         lines += ["", "**Is the verdict robust?** On the VoiceBank-DEMAND test pairs:", "",
                   robustness_answers(effects["voicebank"], trend, budget)]  # fmt: skip
     return lines
 
 
 def _snr_block(profile: str, res) -> list[str]:
-    t3, effect = _load(res / "snr_table3.json"), _load(res / "snr_effect.json")
+    t3, effect = _table(res, RESULTS.snr_table("table3")), _table(res, RESULTS.snr_effect)
     if t3 is None or effect is None:
         return []
-    bands = _load(res / "snr_preconditions.json") or []
-    confirmed = _load(res / "snr_band_confirmation.json") or []
-    vs_noisy = _load(res / "snr_students_vs_noisy.json") or []
+    bands = _table(res, RESULTS.snr_preconditions) or []
+    confirmed = _table(res, RESULTS.snr_confirmation) or []
+    vs_noisy = _table(res, RESULTS.snr_vs_noisy) or []
     lines = ["", "## SNR-based teachers-student", "", band_preconditions_sentence(bands), "",
              rows_table(bands, list(BAND_COLUMNS)), "",
-             band_search_sentence(bands, _load(res / "snr_band_search.json") or [], confirmed),
-             "", f"**The test grid** (`results/{profile}/snr_table3.json`)", "",
+             band_search_sentence(bands, _table(res, RESULTS.snr_search) or [], confirmed),
+             "", f"**The test grid** (`results/{profile}/{RESULTS.snr_table('table3')}.json`)", "",
              quality_table(t3), ""]  # fmt: skip
-    by_snr = _load(res / "snr_stoi_by_snr.json")
+    by_snr = _table(res, RESULTS.snr_stoi_by_snr)
     if by_snr is not None:
         lines += [stoi_loss_sentence(by_snr), ""]
-    lines += [f"**S2 - S1, paired by file** (`results/{profile}/snr_effect.json`; cluster "
-              "bootstrap over source utterances)", "", effect_table(effect, group="group"), "",
+    where = f"`results/{profile}/{RESULTS.snr_effect}.json`"
+    lines += [f"**S2 - S1, paired by file** ({where}; cluster bootstrap over source utterances)",
+              "", effect_table(effect, group="group"), "",
               snr_conclusion(effect, bands, confirmed, vs_noisy, snr_budget(profile))]  # fmt: skip
     return lines
 
@@ -185,7 +192,7 @@ FIGURES = {
 def results_block(profile: str = "cpu", root=REPO_ROOT) -> str:
     """docs/results.md: every table, verdict and figure of the committed study."""
     res = root / "results" / profile
-    if _load(res / "mvat_table1_voicebank.json") is None:
+    if _table(res, RESULTS.table1("voicebank")) is None:
         return glance_block(profile, root)
     lines = [
         f"Profile `{profile}`, written by `python -m sekd.study.readme` from `results/{profile}/`. "

@@ -53,3 +53,36 @@ def parse_label(text: str) -> tuple[str, int | None]:
     if sep and name and seed.isdigit():
         return name, int(seed)
     return text, None
+
+
+class RESULTS:
+    """The names of the result tables (results/<profile>/<name>.json and .csv): the notebooks
+    write them under these names and the report generator reads them by these names."""
+
+    efficiency = "manner_efficiency"
+    speed = "manner_speed_notebook"
+    teacher_checks = "teacher_preconditions"
+    trend = "mvat_trend"
+    at_distance = "05_at_distance"
+    preconditions = "mvat_preconditions"
+    table3 = "mvat_table3_voicebank"
+    shares = "mvat_objective_shares"
+    snr_preconditions = "snr_preconditions"
+    snr_search = "snr_band_search"
+    snr_confirmation = "snr_band_confirmation"
+    snr_vs_noisy = "snr_students_vs_noisy"
+    snr_stoi_by_snr = "snr_stoi_by_snr"
+    snr_voicebank = "snr_voicebank"
+    snr_effect = "snr_effect"
+
+    @staticmethod
+    def table1(set_name: str) -> str:
+        return f"mvat_table1_{set_name}"
+
+    @staticmethod
+    def effect(set_name: str) -> str:
+        return f"mvat_effect_{set_name}"
+
+    @staticmethod
+    def snr_table(name: str) -> str:  # the SNR paper's table1 .. table3 (`snr.snr_tables`)
+        return f"snr_{name}"

@@ -84,11 +84,12 @@ def _room(driver):
 
 
 def _wait_for_title(driver, text: str, seconds: float = 120):
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, seconds, poll_frequency=0.5).until(
-        lambda d: any(text in (img.get_attribute("alt") or "") for img in _room(d)[0])
-    )
+    # an output replaced while it is read is read again
+    wait = WebDriverWait(driver, seconds, 0.5, ignored_exceptions=[StaleElementReferenceException])
+    wait.until(lambda d: any(text in (img.get_attribute("alt") or "") for img in _room(d)[0]))
 
 
 def test_listening_room_renders_each_selection_once_in_a_real_browser(lab, browser):

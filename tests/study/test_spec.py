@@ -43,3 +43,24 @@ def test_no_module_builds_a_seed_label_of_its_own():
         if p.name != "spec.py" and ("_seed{" in p.read_text() or '"_seed"' in p.read_text())
     ]
     assert offenders == []
+
+
+def test_result_tables_are_named_once_in_the_spec():
+    """Notebooks write and the report generator reads result tables by `spec.RESULTS` names:
+    no name is spelled out in a notebook or in the generator."""
+    import json
+    import re
+
+    from sekd.data.corpus import REPO_ROOT
+    from sekd.study.spec import RESULTS
+
+    literal = re.compile(r"(write|read)_table\(\s*profile,\s*f?[\"']")
+    for book in sorted((REPO_ROOT / "notebooks").glob("*.ipynb")):
+        code = "".join("".join(c["source"]) for c in json.loads(book.read_text())["cells"])
+        assert not literal.search(code), book.name
+    readme = (REPO_ROOT / "sekd" / "study" / "readme.py").read_text()
+    names = [v for k, v in vars(RESULTS).items() if isinstance(v, str) and not k.startswith("_")]
+    assert not [n for n in names if f'"{n}' in readme or f"/{n}." in readme]
+    assert (
+        RESULTS.table1("dns") == "mvat_table1_dns" and RESULTS.snr_table("table3") == "snr_table3"
+    )
