@@ -75,12 +75,12 @@ def _export(args) -> int:
     from pathlib import Path
 
     from .export import MAX_EXPORT_ERROR, export_onnx
-    from .models import load_checkpoint, load_model
+    from .models import load_checkpoint, model_from_checkpoint
     from .outputs import check_outputs
 
     check_outputs([Path(args.out)], args.overwrite, inputs=[args.checkpoint])
-    model = load_model(args.checkpoint)
-    state = load_checkpoint(args.checkpoint)
+    state = load_checkpoint(args.checkpoint)  # read once: the model and its preset
+    model = model_from_checkpoint(state, args.checkpoint)
     preset = state.get("model", state).get("preset", "")  # a training or a model checkpoint
     out, errors = export_onnx(model, args.out, preset, str(args.checkpoint), args.overwrite)
     checks = ", ".join(f"{n / 16_000:.2f} s: {e:.1e}" for n, e in errors.items())

@@ -160,7 +160,12 @@ def load_checkpoint(path) -> dict:
 
 def load_model(path) -> nn.Module:
     """Rebuild the model stored in a checkpoint (model-only or training), in eval mode."""
-    state = load_checkpoint(path)
+    return model_from_checkpoint(load_checkpoint(path), path)
+
+
+def model_from_checkpoint(state: dict, path="") -> nn.Module:
+    """The model of a checkpoint already read (`load_checkpoint`), in eval mode; `path` names
+    it in errors."""
     if "model" in state:  # a training checkpoint nests the model state
         state = state["model"]
     for key in ("family", "config", "state_dict"):
