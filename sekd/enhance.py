@@ -239,14 +239,9 @@ def plan_outputs(inputs, out_dir, overwrite: bool = False, skip_existing: bool =
                 f"--output {out_dir} holds input files that the enhanced files would replace "
                 f"({_listed(replaced)}); choose another --output, or pass --overwrite"
             )
-        existing = [dst for _, dst in jobs if dst.exists()]
-        if existing:
-            raise FileExistsError(
-                f"{len(existing)} output file(s) exist already ({_listed(existing)}); "
-                "choose another --output, pass --skip-existing to enhance only the others, "
-                "or --overwrite to replace them"
-            )
-    check_outputs([dst for _, dst in jobs], overwrite, files, may_replace_inputs=overwrite)
+    others = " (to replace them), or --skip-existing to enhance only the other inputs"
+    check_outputs([dst for _, dst in jobs], overwrite, files, may_replace_inputs=overwrite,
+                  hint=others)  # fmt: skip
     try:
         check_writable(out_dir)
     except PermissionError as exc:

@@ -77,12 +77,14 @@ def check_outputs(
     may_replace_inputs: bool = False,
     protected_folders: Iterable = (),
     flag: str = "--overwrite",
+    hint: str = "",
 ) -> None:
     """Refuse, before anything is written or computed, outputs that would lose something:
     two outputs with one path; an output that is a folder or a symbolic link (sekd does not
     write through links); one that is one of `inputs` (unless `may_replace_inputs`); one inside
-    a `protected_folders` entry; and, without `overwrite`, one that exists. Errors name the
-    path and say what to do."""
+    a `protected_folders` entry; and, without `overwrite`, those that exist (named together,
+    with `hint` saying what else the command offers). Errors name the paths and say what to
+    do."""
     outputs = [Path(p) for p in outputs]
     seen: dict[Path, Path] = {}
     sources = {Path(p).resolve() for p in inputs}
@@ -104,8 +106,20 @@ def check_outputs(
                 raise ValueError(f"{out} is inside {folder}, which this command reads from")
         if real in sources and not may_replace_inputs:
             raise FileExistsError(f"{out} is one of this command's input files; choose another")
-        if out.exists() and not overwrite and real not in sources:
-            raise FileExistsError(f"{out} exists already; choose another, or pass {flag}")
+    existing = [o for o in outputs if o.exists() and o.resolve() not in sources]
+    if existing and not overwrite:
+        raise FileExistsError(_exist_already(existing, flag, hint))
+
+
+def _exist_already(existing: list[Path], flag: str, hint: str, most: int = 5) -> str:
+    if len(existing) == 1:
+        return f"{existing[0]} exists already; choose another, or pass {flag}{hint}"
+    more = f" ... ({len(existing)} in all)" if len(existing) > most else ""
+    named = ", ".join(map(str, existing[:most])) + more
+    return (
+        f"{len(existing)} output files exist already ({named}); choose other outputs, or pass "
+        f"{flag}{hint}"
+    )
 
 
 def check_writable(folder) -> None:
