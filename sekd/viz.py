@@ -37,6 +37,16 @@ def spectrogram_db(x: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarra
     return 20 * np.log10(np.abs(Z) + 1e-8)
 
 
+def _spectrogram_panel(ax, x: np.ndarray, vmax: float | None = None) -> None:
+    """A log-power spectrogram on a seconds axis, kHz up, 80 dB below `vmax` (default: its
+    own peak) to `vmax`."""
+    S = spectrogram_db(x)
+    vmax = S.max() if vmax is None else vmax
+    ax.imshow(S, origin="lower", aspect="auto", vmin=vmax - 80, vmax=vmax,
+              extent=(0, len(x) / SR, 0, SR / 2000), cmap="magma")  # fmt: skip
+    ax.set_ylabel("kHz")
+
+
 def plot_signals(signals: dict, title: str = ""):
     """A waveform and a spectrogram per named signal, stacked; returns the figure."""
     plt = _plt()
@@ -49,17 +59,7 @@ def plot_signals(signals: dict, title: str = ""):
         axes[i, 0].plot(t, x, lw=0.5)
         axes[i, 0].set_ylabel(name)
         axes[i, 0].set_xlim(0, t[-1] if len(t) else 1)
-        S = spectrogram_db(x)
-        axes[i, 1].imshow(
-            S,
-            origin="lower",
-            aspect="auto",
-            vmin=vmax - 80,
-            vmax=vmax,
-            extent=(0, len(x) / SR, 0, SR / 2000),
-            cmap="magma",
-        )
-        axes[i, 1].set_ylabel("kHz")
+        _spectrogram_panel(axes[i, 1], x, vmax)
     axes[-1, 0].set_xlabel("time (s)")
     axes[-1, 1].set_xlabel("time (s)")
     if title:
@@ -169,16 +169,6 @@ def plot_paired_trend(rows: list[dict], title: str = ""):
     return fig
 
 
-def _spectrogram_panel(ax, x: np.ndarray, title: str = "") -> None:
-    """A log-power spectrogram on a seconds axis, kHz up."""
-    S = spectrogram_db(x)
-    ax.imshow(S, origin="lower", aspect="auto", vmin=S.max() - 80, vmax=S.max(),
-              extent=(0, len(x) / SR, 0, SR / 2000), cmap="magma")  # fmt: skip
-    ax.set_ylabel("kHz")
-    ax.set_xlabel("time (s)")
-    ax.set_title(title, fontsize=10)
-
-
 def plot_attention_grid(noisy: np.ndarray, arms: dict, distances: dict, title: str = ""):
     """The input's spectrogram above a grid of temporal attention maps: a row per paired layer,
     a column per view, the teacher and each student (`arms`: {name: `attention_maps` output},
@@ -191,7 +181,10 @@ def plot_attention_grid(noisy: np.ndarray, arms: dict, distances: dict, title: s
     seconds = len(noisy) / SR
     fig = plt.figure(figsize=(4.3 * len(views), 1.9 * (len(pairs) + 1)))
     grid = fig.add_gridspec(len(pairs) + 1, len(views))
-    _spectrogram_panel(fig.add_subplot(grid[0, :]), noisy, "noisy input")
+    top = fig.add_subplot(grid[0, :])
+    _spectrogram_panel(top, noisy)
+    top.set_xlabel("time (s)")
+    top.set_title("noisy input", fontsize=10)
     for i, pair in enumerate(pairs):
         for j, view in enumerate(views):
             ax = fig.add_subplot(grid[i + 1, j])

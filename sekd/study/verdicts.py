@@ -74,25 +74,31 @@ class Budget:
         return f", {self.teachers} teachers of up to {self.teacher_params / 1e6:.1f}M parameters"
 
 
-def study_budget(profile: str, run: str = "student_baseline", teacher: str = "teacher") -> Budget:
-    """The budget of a profile's students (`run`'s config) and their teacher's size."""
+def _parameters(profile: str, run: str) -> int:
+    """The parameter count of a run's model (its config's preset)."""
     from ..models import build, count_parameters
     from .runs import run_config
 
+    return count_parameters(build(run_config(profile, run).model.preset))
+
+
+def study_budget(profile: str, run: str = "student_baseline", teacher: str = "teacher") -> Budget:
+    """The budget of a profile's students (`run`'s config) and their teacher's size."""
+    from .runs import run_config
+
     cfg = run_config(profile, run)
-    params = count_parameters(build(run_config(profile, teacher).model.preset))
+    params = _parameters(profile, teacher)
     return Budget(cfg.train.max_steps, cfg.train.batch_size, cfg.data.segment, params)
 
 
 def snr_budget(profile: str) -> Budget:
     """The budget of the SNR study's students (S2's config) and its band teachers' sizes."""
-    from ..models import build, count_parameters
     from .runs import run_config
     from .snr import band_teacher_runs
 
     cfg = run_config(profile, "snr_s2")
     teachers = band_teacher_runs(profile)
-    params = max(count_parameters(build(run_config(profile, t).model.preset)) for t in teachers)
+    params = max(_parameters(profile, t) for t in teachers)
     return Budget(
         cfg.train.max_steps, cfg.train.batch_size, cfg.data.segment, params, len(teachers)
     )
@@ -108,6 +114,13 @@ def nan_if_none(v) -> float:
     return float("nan") if v is None else v
 
 
+def _per_seed(e: dict, nd: int) -> str:
+    """ "; per seed d1, d2, ..." of an effect row over several seeds, else nothing."""
+    if e.get("seeds", 1) > 1 and "diff_per_seed" in e:
+        return f"; per seed {', '.join(signed(d, nd) for d in e['diff_per_seed'])}"
+    return ""
+
+
 def mvat_effect_sentence(e: dict, budget: Budget | None = None) -> str:
     """One distillation effect (a `distillation_effect` row) as a sentence: the difference to
     the baseline, its interval, its seeds and, where the paper reports the row, how it stands
@@ -117,12 +130,8 @@ def mvat_effect_sentence(e: dict, budget: Budget | None = None) -> str:
     title = model_title(e["method"])
     baseline = model_title(e.get("baseline", "baseline"))
     seeds = e.get("seeds", 1)
-    per_seed = (
-        f"; per seed {', '.join(signed(d) for d in e['diff_per_seed'])}"
-        if seeds > 1 and "diff_per_seed" in e
-        else ""
-    )
     nd = MEASURE[e["metric"]].decimals
+    per_seed = _per_seed(e, nd)
     sentence = (
         f"{title} is {signed(e['diff'], nd)} [{signed(lo, nd)}, {signed(hi, nd)}] "
         f"{MEASURE[e['metric']].title} {direction(lo, hi)} the {baseline} over {e['pairs']} files "
@@ -267,11 +276,7 @@ def snr_effect_sentence(e: dict) -> str:
     """S2 - S1 on one metric (a `snr_effect` row) with its interval and seeds."""
     nd = MEASURE[e["metric"]].decimals
     seeds = e.get("seeds", 1)
-    per_seed = (
-        f"; per seed {', '.join(signed(d, nd) for d in e['diff_per_seed'])}"
-        if seeds > 1 and "diff_per_seed" in e
-        else ""
-    )
+    per_seed = _per_seed(e, nd)
     side = direction(nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"]))
     return (
         f"S2 - S1 = {signed(e['diff'], nd)} [{signed(e['ci_low'], nd)}, "
