@@ -19,7 +19,7 @@ class _Reference:
         return self
 
 
-class Identity(_Reference):
+class NoisyInput(_Reference):
     """Returns its input: scores the noisy mixtures themselves."""
 
     def __call__(self, x):

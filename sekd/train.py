@@ -32,7 +32,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from .baselines import Identity
+from .baselines import NoisyInput
 from .config import RunConfig
 from .data import (
     SAMPLE_RATE,
@@ -473,7 +473,7 @@ class Trainer:
             self.student.load_state_dict(self.init_from)
             self.log({"kind": "init", "step": 0, "checkpoint": self.cfg.model.checkpoint})
         if self.rank == 0 and self.valid_items:  # the noisy input's scores, for reference
-            v = validate(Identity(), self.valid_items, self.objective, self.dev)
+            v = validate(NoisyInput(), self.valid_items, self.objective, self.dev)
             # and the loss of a silent output: a model whose validation loss stays near it has
             # learnt to output (almost) nothing, which the loss alone does not say at low SNR
             v["silence_loss"] = silence_loss(self.valid_items, self.objective, self.dev)

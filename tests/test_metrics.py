@@ -296,7 +296,7 @@ def test_si_sdr_and_gain_edge_cases():
 def test_clean_passthrough_gain_of_each_corpus(corpus):
     """Clean speech in, per dataset: gain 1 for the identity, the scale for a scaled output,
     negative for an inverted one; SI-SDR is blind to both (so the gain is reported)."""
-    from sekd.baselines import Identity
+    from sekd.baselines import NoisyInput
     from sekd.study.scoring import clean_passthrough
 
     class Scale(torch.nn.Module):
@@ -308,7 +308,7 @@ def test_clean_passthrough_gain_of_each_corpus(corpus):
             return self.k * x
 
     ds = ("grid", "emodb")
-    for model, want in ((Identity(), 1.0), (Scale(0.25), 0.25), (Scale(-1.0), -1.0)):
+    for model, want in ((NoisyInput(), 1.0), (Scale(0.25), 0.25), (Scale(-1.0), -1.0)):
         r = clean_passthrough(model, ds, split="valid", utterances=2, seconds=1.0, corpus=corpus)
         assert sorted(r) == sorted(ds)
         for d in ds:
@@ -317,7 +317,7 @@ def test_clean_passthrough_gain_of_each_corpus(corpus):
             assert r[d]["gain"] == pytest.approx(want, abs=1e-5)
             assert r[d]["si_sdr"] > 60
     with pytest.raises(ValueError, match="'no-such-corpus'"):
-        clean_passthrough(Identity(), ["no-such-corpus"], corpus=corpus)
+        clean_passthrough(NoisyInput(), ["no-such-corpus"], corpus=corpus)
 
 
 def test_ideal_ratio_mask_is_a_ceiling_that_needs_the_clean_signal(corpus):

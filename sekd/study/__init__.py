@@ -5,7 +5,7 @@ studies' tables), `queue` (long runs in the background), `reproduce` (the notebo
 executed), `readme` (the generated report blocks). Notebooks import from here; every number
 they show comes from a file these modules wrote."""
 
-from ..baselines import Identity, SpectralGating
+from ..baselines import NoisyInput, SpectralGating
 from ..metrics import METRICS, QUALITY
 from ..results import load_results, load_table
 from .mvat import (
@@ -134,7 +134,7 @@ __all__ = [
     "SNR_PAPER_CLAIM",
     "TEACHER_OVER_BASELINE",
     "TEACHER_OVER_NOISY",
-    "Identity",
+    "NoisyInput",
     "SpectralGating",
     "StaleRunWarning",
     "against_noisy_by_snr",

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..baselines import Identity, SpectralGating
+from ..baselines import NoisyInput, SpectralGating
 from ..distill import TABLE3_ROWS
 from ..metrics import QUALITY
 from ..outputs import write_text
@@ -40,7 +40,7 @@ MAIN_ROWS = {"baseline": "Baseline", "mvat_dual_q1": "+ MV-AT", "mvat_dual_kd": 
 METHODS = ("mvat_dual_q1", "mvat_dual_kd")  # the distilled rows compared with the baseline
 PAPER_METHODS = METHODS  # the rows whose effect the paper's Table 1 reports
 # Untrained references scored beside the models: the input itself and classical spectral gating.
-REFERENCES = {"noisy": Identity, "spectral_gating": SpectralGating}
+REFERENCES = {"noisy": NoisyInput, "spectral_gating": SpectralGating}
 # The teacher must clear these margins (PESQ, on the VoiceBank-DEMAND pairs) before the study
 # says anything about distillation from it.
 TEACHER_OVER_NOISY = 0.30

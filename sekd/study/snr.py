@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..baselines import Identity, ideal_ratio_mask
+from ..baselines import NoisyInput, ideal_ratio_mask
 from ..metrics import QUALITY, SNR_STUDY
 from ..outputs import write_text
 from ..results import dumps
@@ -96,7 +96,7 @@ def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
         return evaluate(profile, run, model, mine, "snr_test", False, reuse=not retrain,
                         extra=extra)  # fmt: skip
 
-    out = {"noisy": score("noisy", Identity(), pairs)}
+    out = {"noisy": score("noisy", NoisyInput(), pairs)}
     for b, (role, name) in enumerate(zip(TEACHERS, teacher_runs, strict=True)):
         mine = band_pairs(profile, pairs, extra, b)
         out[role] = {**score(name, load_run_model(profile, name), mine), "run": name}
@@ -165,7 +165,9 @@ def _band_files(profile: str, band: int, name: str):
     scores on them (under results/<profile>/diagnostics/<name>/)."""
     pairs, extra = snr_test_set(profile)
     mine = band_pairs(profile, pairs, extra, band)
-    noisy = evaluate(profile, "noisy", Identity(), mine, f"diagnostics/{name}", False, extra=extra)
+    noisy = evaluate(
+        profile, "noisy", NoisyInput(), mine, f"diagnostics/{name}", False, extra=extra
+    )
     return mine, extra, _files(noisy)
 
 
@@ -198,7 +200,7 @@ def band_confirmation(profile: str) -> list[dict]:
     on the test grid: a check on speech and noise segments that played no part in choosing
     the teachers. Scores under results/<profile>/snr_confirmation/."""
     pairs, extra = snr_test_set(profile, confirmation=True)
-    noisy = _files(evaluate(profile, "noisy", Identity(), pairs, "snr_confirmation", False,
+    noisy = _files(evaluate(profile, "noisy", NoisyInput(), pairs, "snr_confirmation", False,
                             extra=extra))  # fmt: skip
     rows = []
     for band, name in enumerate(band_teacher_runs(profile)):
@@ -453,7 +455,7 @@ def snr_voicebank(profile: str, seeds=(None,), retrain: bool = False) -> list[di
     labels = [("noisy", None, None)] + [(run_label(n, s), n, s) for n in STUDENTS for s in seeds]
     for label, name, seed in labels:
         if name is None:
-            model = Identity()
+            model = NoisyInput()
         else:
             ensure_run(profile, name, seed, retrain=retrain)
             model = load_run_model(profile, name, seed)

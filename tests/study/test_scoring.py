@@ -16,7 +16,7 @@ def test_evaluation_is_reused_only_for_the_same_model_and_files(
     monkeypatch, tmp_path, tmp_study_paths
 ):
     import sekd.study.scoring as scoring
-    from sekd.baselines import Identity
+    from sekd.baselines import NoisyInput
     from sekd.models import build
 
     monkeypatch.setattr(scoring, "paths", tmp_study_paths)
@@ -37,7 +37,7 @@ def test_evaluation_is_reused_only_for_the_same_model_and_files(
     assert fewer["count"] == 1 and fewer["source"]["pairs"] != other["source"]["pairs"]
     # the fingerprint is of the function, not of the object: a copy has the same one
     assert scoring.fingerprint(build("tiny_student")) != scoring.fingerprint(model)
-    assert scoring.fingerprint(Identity()) == scoring.fingerprint(Identity())
+    assert scoring.fingerprint(NoisyInput()) == scoring.fingerprint(NoisyInput())
 
 
 @pytest.fixture
@@ -57,7 +57,7 @@ def pairs(tmp_path, corpus):
 
 def test_a_cache_without_a_measure_added_since_is_scored_again(pairs, monkeypatch, tmp_study_paths):
     monkeypatch.setattr(scoring, "paths", tmp_study_paths)
-    model = torch.nn.Identity()
+    model = torch.nn.NoisyInput()
     first = scoring.evaluate("smoke", "identity", model, pairs, "vb", workers=1)
     assert first["source"]["measures"] == list(METRICS)
     jf = tmp_study_paths("smoke").results / "vb" / "identity.json"
@@ -88,7 +88,7 @@ def test_a_new_measure_is_one_registry_entry_and_reaches_a_table_from_a_warm_cac
     from sekd.study.tables import quality_table
 
     monkeypatch.setattr(scoring, "paths", tmp_study_paths)
-    model = torch.nn.Identity()
+    model = torch.nn.NoisyInput()
     warm = scoring.evaluate("smoke", "noisy", model, pairs, "vb", workers=1)
     assert "peak" not in warm["mean"]
     # a throwaway measure: the enhanced signal's peak, shown with one decimal
