@@ -24,7 +24,7 @@ from sekd.metrics import (
 from sekd.models import build
 
 # test vectors of Loizou's MATLAB composite.m (its own output), kept with the tests
-REF = Path(__file__).parent / "data" / "loizou_composite"
+REF = Path(__file__).parent / "fixtures" / "loizou_composite"
 
 
 def _ref(name):

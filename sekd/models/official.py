@@ -2,10 +2,10 @@
 
 The official checkpoint is `{"loss", "state_dict", "optimizer"}` (or a bare state dict, with
 an optional `module.` prefix from DataParallel) of a `MANNER` module whose parameters live under
-`manner_block.`. Its module tree and ours compute the same function (tests/test_manner.py); only
-the names differ. The mapping below is by the official module structure: one rule per official
-sub-module, so every official key maps to exactly one sekd key, and a file with keys outside
-these rules is not an official MANNER checkpoint.
+`manner_block.`. Its module tree and ours compute the same function
+(tests/models/test_manner.py); only the names differ. The mapping below is by the official
+module structure: one rule per official sub-module, so every official key maps to exactly one
+sekd key, and a file with keys outside these rules is not an official MANNER checkpoint.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """What the rest of sekd asks of a model, written down once.
 
 Every registered family is an `EnhancementModel` and an `IdentityInit`; a family that attention
-transfer can read is also `Distillable`. tests/test_models_protocol.py checks every registered
+transfer can read is also `Distillable`. tests/models/test_protocol.py checks every registered
 family against them.
 """
 
