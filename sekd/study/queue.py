@@ -21,19 +21,34 @@ checkpoints/<profile>/<run>/in_progress/ (`save_progress`):
 
 and its last line says whether the committed models still total under their budget
 (`runs.CHECKPOINT_BUDGET_BYTES`).
+
+Before a long queue starts, `--plan SPEED.json` estimates its core-hours (`plan_queue`) from a
+`benchmarks/train_speed.py` measurement of the student and from how much longer than their
+training steps the profile's committed students took on the wall:
+
+    python -m sekd.study.queue --profile cpu --plan results/benchmarks/train_speed_X.json \
+        --json results/cpu/queue_plan.json student_5p3gf_baseline ...
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
+from pathlib import Path
 
+from ..outputs import write_text
+from ..results import dumps
+from ..train import read_metrics
 from .runs import (
+    COMMITTED,
+    IN_PROGRESS,
     UnfinishedTeacherError,
     budget_line,
     commit_run,
     committed_current,
+    committed_dir,
     run_config,
     run_dir,
     save_progress,
@@ -87,6 +102,77 @@ def save_queue(profile: str, items) -> list[str]:
     return lines
 
 
+def _train_rows(folder: Path) -> list[dict]:
+    return [r for r in read_metrics(folder) if r.get("kind") == "train"]
+
+
+def steps_done(profile: str, name: str, seed: int | None = None) -> int:
+    """The last training step a run logged: on this machine, else in its committed state in
+    progress; 0 for a run not started."""
+    for folder in (run_dir(profile, name, seed), committed_dir(profile, name, seed) / IN_PROGRESS):
+        rows = _train_rows(folder)
+        if rows:
+            return int(rows[-1]["step"])
+    return 0
+
+
+def wall_over_training(profile: str) -> float:
+    """How many times longer than their training steps alone (at their logged speed) the
+    profile's committed, finished students took on the wall: validation, checkpoints and a
+    shared machine included. The median over those runs."""
+    ratios = []
+    for folder in sorted((COMMITTED / profile).glob("student_*")):
+        rows, summary = _train_rows(folder), folder / "summary.json"
+        if rows and summary.is_file():
+            s = json.loads(summary.read_text())
+            step_s = statistics.median(1 / r["steps_per_s"] for r in rows if r["steps_per_s"])
+            ratios.append(s["seconds"] / (s["steps"] * step_s))
+    if not ratios:
+        raise ValueError(f"checkpoints/{profile}/ holds no finished student to time the wall by")
+    return statistics.median(ratios)
+
+
+def planned_steps(cfg) -> int:
+    """A run's length in steps, known before it starts: train.max_steps, or its epochs of
+    on-the-fly mixtures (a folder's size is known only once it is read)."""
+    t, d = cfg.train, cfg.data
+    if t.max_steps:
+        return t.max_steps
+    if d.source == "corpus":
+        return t.epochs * (d.examples_per_epoch // t.batch_size)
+    raise ValueError(f"{cfg.name}: set train.max_steps to plan a run on data.source {d.source!r}")
+
+
+def plan_queue(profile: str, items, speed: dict) -> dict:
+    """Core-hours the queue `items` still needs: each run's steps left times the measured
+    seconds per step of its arm (`speed`, a train_speed.py result: the student alone, or with
+    a teacher for MV-AT + KD) times `wall_over_training`."""
+    wall = wall_over_training(profile)
+    runs = []
+    for item in items:
+        name, seed = parse_item(item)
+        cfg = run_config(profile, name, seed)
+        arm = "student alone" if cfg.teacher.routing == "none" else "student + MV-AT + KD"
+        left = planned_steps(cfg) - steps_done(profile, name, seed)
+        hours = left * speed["seconds_per_step"][arm] * wall / 3600
+        runs.append({"run": run_dir(profile, name, seed).name, "arm": arm, "steps_left": left,
+                     "core_hours": hours})  # fmt: skip
+    total = sum(r["core_hours"] for r in runs)
+    return {"speed": speed["args"], "wall_over_training": wall, "runs": runs, "core_hours": total}
+
+
+def _plan(args) -> int:
+    plan = plan_queue(args.profile, args.runs, json.loads(Path(args.plan).read_text()))
+    for r in plan["runs"]:
+        print(
+            f"{r['run']:40s} {r['arm']:22s} {r['steps_left']:>7,d} steps {r['core_hours']:6.2f} h"
+        )
+    print(f"{plan['core_hours']:.1f} core-hours (x{plan['wall_over_training']:.2f} wall/training)")
+    if args.json:
+        write_text(args.json, dumps({"speed_file": args.plan, **plan}))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--profile", required=True)
@@ -96,10 +182,18 @@ def main(argv=None) -> int:
         action="store_true",
         help="train nothing: commit the finished runs, save the unfinished ones' state",
     )
+    ap.add_argument(
+        "--plan",
+        metavar="SPEED_JSON",
+        help="train nothing: estimate the core-hours left from a train_speed.py result",
+    )
+    ap.add_argument("--json", help="with --plan: write the estimate here too")
     ap.add_argument("runs", nargs="+", help="config names, each optionally NAME:SEED")
     args = ap.parse_args(argv)
     for item in args.runs:  # every config must exist before anything trains
         run_config(args.profile, *parse_item(item))
+    if args.plan:
+        return _plan(args)
     if args.save:
         print("\n".join([*save_queue(args.profile, args.runs), budget_line()]))
         return 0

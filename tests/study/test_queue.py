@@ -102,3 +102,56 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
     (runs.committed_dir("smoke", "student_baseline", 4) / "config.json").unlink()
     assert not runs.committed_current("smoke", "student_baseline", 3)
     assert len(run_queue("smoke", items[:2])) == 2
+
+
+def test_queue_plan_is_steps_left_times_measured_speed_times_the_wall_ratio(
+    monkeypatch, tmp_path, capsys, tmp_study_paths
+):
+    import sekd.study.queue as queue
+    import sekd.study.runs as runs
+
+    monkeypatch.setattr(runs, "paths", tmp_study_paths)
+    monkeypatch.setattr(queue, "COMMITTED", tmp_path / "checkpoints")
+
+    def log(folder, steps_per_s, steps):
+        folder.mkdir(parents=True)
+        rows = [{"kind": "train", "step": s, "steps_per_s": steps_per_s} for s in steps]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    # a finished committed student: 100 steps at 2 steps/s took 75 s on the wall (x1.5)
+    done = tmp_path / "checkpoints" / "smoke" / "student_baseline_seed7"
+    log(done, 2.0, (25, 50, 75, 100))
+    (done / "summary.json").write_text(json.dumps({"steps": 100, "seconds": 75.0}))
+    # a run in progress on this machine, logged up to step 3
+    log(tmp_path / "runs" / "smoke" / "student_kd_only_seed8", 1.0, (1, 2, 3))
+    speed = tmp_path / "speed.json"
+    per_step = {"student alone": 0.2, "student + MV-AT + KD": 0.5}
+    speed.write_text(json.dumps({"args": {"student": "x"}, "seconds_per_step": per_step}))
+    out = tmp_path / "plan.json"
+    items = ["student_baseline:9", "student_kd_only:8"]
+    assert queue.main(["--profile", "smoke", "--plan", str(speed), "--json", str(out), *items]) == 0
+    plan = json.loads(out.read_text())
+    from sekd.data.training import build_train_set
+
+    cfg = runs.run_config("smoke", "student_baseline")  # its length: epochs, as the trainer counts
+    total = cfg.train.epochs * (len(build_train_set(cfg.data, cfg.seed)) // cfg.train.batch_size)
+    assert queue.planned_steps(cfg) == total > 3
+    assert plan["wall_over_training"] == pytest.approx(1.5)
+    assert [(r["run"], r["arm"], r["steps_left"]) for r in plan["runs"]] == [
+        ("student_baseline_seed9", "student alone", total),
+        ("student_kd_only_seed8", "student + MV-AT + KD", total - 3),
+    ]
+    want = (total * 0.2 + (total - 3) * 0.5) * 1.5 / 3600
+    assert plan["core_hours"] == pytest.approx(want)
+    assert not (tmp_path / "runs" / "smoke" / "student_baseline_seed9").exists()  # none trained
+    assert "core-hours" in capsys.readouterr().out
+    # with no finished student to time the wall by, it says so
+    monkeypatch.setattr(queue, "COMMITTED", tmp_path / "elsewhere")
+    with pytest.raises(ValueError, match="no finished student"):
+        queue.plan_queue("smoke", items, json.loads(speed.read_text()))
+    # a run on folders of pairs has no length before it is read: plan refuses it by name
+    from dataclasses import replace
+
+    folder = replace(cfg, data=replace(cfg.data, source="paired"))
+    with pytest.raises(ValueError, match="student_baseline: set train.max_steps"):
+        queue.planned_steps(folder)
