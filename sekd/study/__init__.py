@@ -26,6 +26,7 @@ from .mvat import (
     robustness_rows,
     seeds_of,
     student_labels,
+    study_trend,
     teacher_preconditions,
     teacher_study,
     test_sets,
@@ -70,6 +71,7 @@ from .snr import (
 )
 from .spec import (
     AT_WEIGHT_ROWS,
+    LENGTH_ROWS,
     PROFILES,
     RESULTS,
     SETS,
@@ -105,6 +107,7 @@ def read_table(profile: str, name: str) -> list[dict]:
 __all__ = [
     "AT_WEIGHT_ROWS",
     "RESULTS",
+    "LENGTH_ROWS",
     "SIZE_ROWS",
     "finished_rows",
     "open_profile",
@@ -166,6 +169,7 @@ __all__ = [
     "objective_shares",
     "paired_difference_by_name",
     "paired_trend",
+    "study_trend",
     "paired_vs",
     "passthrough_study",
     "paper_effect",

@@ -23,7 +23,7 @@ from .scoring import (
     utterance_of,
     voicebank_pairs,
 )
-from .spec import AT_WEIGHT_ROWS, SETS, SIZE_ROWS, label, parse_label
+from .spec import AT_WEIGHT_ROWS, LENGTH_ROWS, SETS, SIZE_ROWS, label, parse_label
 from .stats import (
     direction,
     interval,
@@ -339,6 +339,24 @@ def paired_trend(
                         else float("nan"), "diff_per_seed": diffs,
                         "seeds": len(diffs)})  # fmt: skip
     return out
+
+
+def study_trend(profile: str, rows, seeds) -> list[dict]:
+    """Notebook 04's trend table: `paired_trend` of every row of `rows` but the baseline
+    against the baseline over `seeds`, then, once their runs are finished (nothing trains),
+    the 5.3GF arms against the 5.3GF baseline over `seeds` and the longer pair over its one
+    seed."""
+    groups = [("baseline", [r for r in rows if r != "baseline"], seeds)]
+    if len(finished_rows(profile, SIZE_ROWS, seeds)) == len(SIZE_ROWS):
+        groups.append((SIZE_ROWS[0], SIZE_ROWS[1:], seeds))
+    if len(finished_rows(profile, LENGTH_ROWS)) == len(LENGTH_ROWS):
+        groups.append((LENGTH_ROWS[0], LENGTH_ROWS[1:], (None,)))
+    return [
+        t
+        for baseline, methods, group_seeds in groups
+        for method in methods
+        for t in paired_trend(profile, method, baseline=baseline, seeds=group_seeds)
+    ]
 
 
 def distillation_effect(

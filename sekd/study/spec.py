@@ -37,6 +37,9 @@ AT_WEIGHT_ROWS = (
     "mvat_dual_kd_at10",
 )
 SIZE_ROWS = ("5p3gf_baseline", "5p3gf_mvat_dual_q1", "5p3gf_mvat_dual_kd")
+# The budget question's longer pair (baseline first), one seed: the 1.5GF baseline and MV-AT +
+# KD trained three times as long, their paired validation trend shown once both exist.
+LENGTH_ROWS = ("baseline_30k", "mvat_dual_kd_30k")
 
 _SEED = "_seed"
 

@@ -27,6 +27,8 @@ ROW_TITLES = {
     "5p3gf_baseline": "5.3GF baseline student",
     "5p3gf_mvat_dual_q1": "5.3GF MV-AT",
     "5p3gf_mvat_dual_kd": "5.3GF MV-AT + KD",
+    "baseline_30k": "baseline student, 30,000 steps",
+    "mvat_dual_kd_30k": "MV-AT + KD, 30,000 steps",
 }
 # what a reader calls the other models of the tables
 MODEL_TITLES = {
@@ -331,9 +333,11 @@ def trend_sentence(trend: list[dict], metric: str = "pesq") -> str:
             nan_if_none(first["diff_std_over_seeds"]), nan_if_none(last["diff_std_over_seeds"])
         )
         change = last["diff"] - first["diff"]
+        direction = "closes" if abs(last["diff"]) < abs(first["diff"]) else "grows"
         moved = (
-            "holds within the seeds' spread" if not abs(change) > spread  # NaN spread: one seed
-            else "closes" if abs(last["diff"]) < abs(first["diff"]) else "grows"
+            f"{direction} (one seed: no spread to judge it by)" if spread != spread
+            else "holds within the seeds' spread" if abs(change) <= spread
+            else direction
         )  # fmt: skip
         nd = MEASURE[metric].decimals
         parts.append(

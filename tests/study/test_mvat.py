@@ -239,3 +239,40 @@ def test_paired_trend_pairs_each_seeds_arms_by_step(tmp_path, monkeypatch, tmp_s
     assert pesq[1]["diff_std_over_seeds"] == pytest.approx(np.std([-0.1, 0.1], ddof=1))
     sdri = [r for r in rows if r["metric"] == "si_sdri"]
     assert sdri[0]["diff"] == pytest.approx(1.0)
+
+
+def test_the_study_trend_adds_the_5p3gf_arms_and_the_longer_pair_once_they_exist(
+    tmp_path, monkeypatch, tmp_study_paths
+):
+    import sekd.study.runs as study
+    from sekd.study.mvat import study_trend
+
+    monkeypatch.setattr(study, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(study, "paths", tmp_study_paths)
+
+    def run(name, pesq, finished=True):
+        folder = tmp_path / "runs" / "smoke" / name
+        folder.mkdir(parents=True)
+        lines = [{"kind": "valid", "step": s, "pesq": pesq, "si_sdri": pesq} for s in (1, 2)]
+        (folder / "metrics.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+        if finished:
+            (folder / "summary.json").write_text("{}")
+            (folder / "best.pt").write_bytes(b"")
+
+    for row, pesq in [("baseline", 1.0), ("mvat_dual_kd", 1.5), ("5p3gf_baseline", 2.0),
+                      ("5p3gf_mvat_dual_q1", 2.25), ("baseline_30k", 3.0)]:  # fmt: skip
+        run(f"student_{row}", pesq)
+    run("student_5p3gf_mvat_dual_kd", 2.5, finished=False)  # one arm still training
+    pairs = lambda rows: sorted({(r["method"], r["baseline"], r["diff"]) for r in rows})  # noqa: E731
+    assert pairs(study_trend("smoke", ["baseline", "mvat_dual_kd"], (None,))) == [
+        ("mvat_dual_kd", "baseline", 0.5)
+    ]
+    (tmp_path / "runs" / "smoke" / "student_5p3gf_mvat_dual_kd" / "summary.json").write_text("{}")
+    (tmp_path / "runs" / "smoke" / "student_5p3gf_mvat_dual_kd" / "best.pt").write_bytes(b"")
+    run("student_mvat_dual_kd_30k", 3.125)
+    assert pairs(study_trend("smoke", ["baseline", "mvat_dual_kd"], (None,))) == [
+        ("5p3gf_mvat_dual_kd", "5p3gf_baseline", 0.5),
+        ("5p3gf_mvat_dual_q1", "5p3gf_baseline", 0.25),
+        ("mvat_dual_kd", "baseline", 0.5),
+        ("mvat_dual_kd_30k", "baseline_30k", 0.125),
+    ]

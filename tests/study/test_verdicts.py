@@ -112,6 +112,15 @@ def test_the_trend_says_whether_the_gap_closes_holds_or_grows_beyond_the_seeds_s
     assert "MV-AT + KD - baseline: -0.020 ± 0.020 at step 1,000" in said
     assert "the gap holds within the seeds' spread" in said and "the gap closes." in said
     assert trend_sentence([]).startswith("No paired validation trend")
+    # one seed has no spread: the sentence says which way the gap moved and that it cannot judge
+    longer = [{**r, "method": "mvat_dual_kd_30k", "baseline": "baseline_30k",
+               "diff_std_over_seeds": float("nan"), "seeds": 1}
+              for r in _trend("", [(1000, -0.02), (30000, -0.01)], 0)]  # fmt: skip
+    assert trend_sentence(longer) == (
+        "Validation PESQ, paired by seed: MV-AT + KD, 30,000 steps - baseline student, 30,000 "
+        "steps: -0.020 at step 1,000, -0.010 at step 30,000 (1 seed(s)): the gap closes (one "
+        "seed: no spread to judge it by)."
+    )
 
 
 def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet():
