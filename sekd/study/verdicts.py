@@ -116,6 +116,11 @@ def nan_if_none(v) -> float:
     return float("nan") if v is None else v
 
 
+def seeds_phrase(n: int) -> str:
+    """ "1 seed", "3 seeds"."""
+    return f"{n} seed" + ("" if n == 1 else "s")
+
+
 def _per_seed(e: dict, nd: int) -> str:
     """ "; per seed d1, d2, ..." of an effect row over several seeds, else nothing."""
     if e.get("seeds", 1) > 1 and "diff_per_seed" in e:
@@ -137,7 +142,7 @@ def mvat_effect_sentence(e: dict, budget: Budget | None = None) -> str:
     sentence = (
         f"{title} is {signed(e['diff'], nd)} [{signed(lo, nd)}, {signed(hi, nd)}] "
         f"{MEASURE[e['metric']].title} {direction(lo, hi)} the {baseline} over {e['pairs']} files "
-        f"({e.get('interval', 't-interval over files')}; {seeds} seed(s){per_seed})"
+        f"({e.get('interval', 't-interval over files')}; {seeds_phrase(seeds)}{per_seed})"
     )
     if budget is not None:
         sentence = f"At {budget.phrase()}, {sentence}"
@@ -283,7 +288,7 @@ def snr_effect_sentence(e: dict) -> str:
     return (
         f"S2 - S1 = {signed(e['diff'], nd)} [{signed(e['ci_low'], nd)}, "
         f"{signed(e['ci_high'], nd)}] {MEASURE[e['metric']].title} over {e['pairs']} files, "
-        f"{seeds} seed(s){per_seed} (S2 {side} S1)"
+        f"{seeds_phrase(seeds)}{per_seed} (S2 {side} S1)"
     )
 
 
@@ -343,7 +348,7 @@ def trend_sentence(trend: list[dict], metric: str = "pesq") -> str:
         parts.append(
             f"{model_title(method)} - {model_title(first['baseline'])}: "
             f"{_with_spread(first, nd)} at step {first['step']:,}, {_with_spread(last, nd)} at "
-            f"step {last['step']:,} ({last['seeds']} seed(s)): the gap {moved}"
+            f"step {last['step']:,} ({seeds_phrase(last['seeds'])}): the gap {moved}"
         )
     if not parts:
         return "No paired validation trend is recorded yet (notebook 04)."

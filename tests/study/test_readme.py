@@ -118,7 +118,7 @@ def test_the_results_block_holds_every_table_and_verdict_in_order(tmp_path):
         "**snr_teacher1 does not beat the noisy input in its band**",
         "| snr_teacher1 | 180 | -20, -15 | 0.010 | -0.010 | 0.030 | 5.00 |",
         "| S2 (SNR teachers) | 3 | **1.250** | **0.660** | **1.50** |",
-        "- S2 - S1 = +0.014 [-0.008, +0.035] PESQ over 810 files, 3 seed(s); per seed",
+        "- S2 - S1 = +0.014 [-0.008, +0.035] PESQ over 810 files, 3 seeds; per seed",
         "Teachers that miss their precondition: snr_teacher1.",
     ]
     assert [s for s in said if s not in snr] == []

@@ -43,7 +43,7 @@ def test_an_effect_the_paper_reports_is_set_against_it_at_both_budgets():
     assert s == (
         "At 10,000 steps of 4 x 1 s (about 11 h of audio), a 2.8M-parameter teacher, MV-AT is "
         "-0.086 [-0.170, -0.001] PESQ below the baseline over 31 files (t-interval over files; "
-        "3 seed(s); per seed -0.086, -0.086, -0.086); the paper (350 epochs at batch 4, a "
+        "3 seeds; per seed -0.086, -0.086, -0.086); the paper (350 epochs at batch 4, a "
         "MANNER-B teacher of 24.07M parameters) reports +0.06: this contradicts it."
     )
     agrees = mvat_effect_sentence(_effect("mvat_dual_kd", 0.05, 0.01, 0.09, paper=0.07), BUDGET)
@@ -55,7 +55,7 @@ def test_an_effect_the_paper_reports_is_set_against_it_at_both_budgets():
 def test_a_row_the_paper_does_not_report_has_no_paper_clause():
     s = mvat_effect_sentence(_effect("kd_only", 0.056, 0.025, 0.087, seeds=1), BUDGET)
     assert s.endswith("KD alone is +0.056 [+0.025, +0.087] PESQ above the baseline over 31 "
-                      "files (t-interval over files; 1 seed(s)).")  # fmt: skip
+                      "files (t-interval over files; 1 seed).")  # fmt: skip
     assert "paper" not in s
 
 
@@ -107,7 +107,7 @@ def test_the_trend_says_whether_the_gap_closes_holds_or_grows_beyond_the_seeds_s
     said = trend_sentence(grows + holds + closes)
     assert said.startswith(
         "Validation PESQ, paired by seed: MV-AT - baseline: -0.010 ± 0.010 at step 1,000, "
-        "-0.100 ± 0.010 at step 10,000 (3 seed(s)): the gap grows;"
+        "-0.100 ± 0.010 at step 10,000 (3 seeds): the gap grows;"
     )
     assert "MV-AT + KD - baseline: -0.020 ± 0.020 at step 1,000" in said
     assert "the gap holds within the seeds' spread" in said and "the gap closes." in said
@@ -118,7 +118,7 @@ def test_the_trend_says_whether_the_gap_closes_holds_or_grows_beyond_the_seeds_s
               for r in _trend("", [(1000, -0.02), (30000, -0.01)], 0)]  # fmt: skip
     assert trend_sentence(longer) == (
         "Validation PESQ, paired by seed: MV-AT + KD, 30,000 steps - baseline student, 30,000 "
-        "steps: -0.020 at step 1,000, -0.010 at step 30,000 (1 seed(s)): the gap closes (one "
+        "steps: -0.020 at step 1,000, -0.010 at step 30,000 (1 seed): the gap closes (one "
         "seed: no spread to judge it by)."
     )
 
@@ -172,7 +172,7 @@ def test_the_snr_sentences_name_the_teachers_and_students_that_fail():
     assert said[1] == budget_sentence(four, "batches of 16 x 1.024 s for 600+ epochs, S2 above "
                                       "S1 from about epoch 200")  # fmt: skip
     assert said[2] == (
-        "- S2 - S1 = +0.002 [-0.008, +0.012] PESQ over 90 files, 1 seed(s) (S2 not apart from S1)."
+        "- S2 - S1 = +0.002 [-0.008, +0.012] PESQ over 90 files, 1 seed (S2 not apart from S1)."
     )
     assert said[3].startswith("- S2 is above S1 in PESQ at 1 of 2 test SNRs (-20 dB); the paper")
 
