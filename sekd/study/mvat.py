@@ -23,7 +23,15 @@ from .scoring import (
     utterance_of,
     voicebank_pairs,
 )
-from .spec import AT_WEIGHT_ROWS, LENGTH_ROWS, SETS, SIZE_ROWS, label, parse_label
+from .spec import (
+    AT_WEIGHT_ROWS,
+    LENGTH_ROWS,
+    SEEDED_WEIGHT_ROWS,
+    SETS,
+    SIZE_ROWS,
+    label,
+    parse_label,
+)
 from .stats import (
     direction,
     interval,
@@ -48,17 +56,22 @@ TEACHER_OVER_BASELINE = 0.15
 
 
 def seeds_of(row: str, seeds, ablation_seeds=None) -> tuple:
-    """The seeds a row is trained with: the compared rows (the main rows, the 5.3GF arms)
-    with `seeds`, the other Table 3 rows with `ablation_seeds` (default: the same seeds)."""
-    compared = row in MAIN_ROWS or row in SIZE_ROWS
+    """The seeds a row is trained with: the compared rows (the main rows, the 5.3GF arms, the
+    AT-weight rows given the study's seeds) with `seeds`, the other Table 3 rows with
+    `ablation_seeds` (default: the same seeds)."""
+    compared = row in MAIN_ROWS or row in SIZE_ROWS or row in SEEDED_WEIGHT_ROWS
     return tuple(seeds if compared or ablation_seeds is None else ablation_seeds)
 
 
 def robustness_rows(profile: str, seeds, ablation_seeds=None) -> list[str]:
     """The rows testing the verdict that have finished runs (nothing trains): each AT-weight
-    row, and the 5.3GF arms once all three exist for every seed."""
-    weight_seeds = seeds_of(AT_WEIGHT_ROWS[0], seeds, ablation_seeds)
-    weights = finished_rows(profile, AT_WEIGHT_ROWS, weight_seeds)
+    row once its seeds (`seeds_of`) are trained, and the 5.3GF arms once all three exist for
+    every seed."""
+    weights = [
+        row
+        for row in AT_WEIGHT_ROWS
+        if finished_rows(profile, [row], seeds_of(row, seeds, ablation_seeds))
+    ]
     size = finished_rows(profile, SIZE_ROWS, seeds)
     return [*weights, *(size if len(size) == len(SIZE_ROWS) else [])]
 

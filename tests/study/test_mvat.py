@@ -276,3 +276,29 @@ def test_the_study_trend_adds_the_5p3gf_arms_and_the_longer_pair_once_they_exist
         ("mvat_dual_kd", "baseline", 0.5),
         ("mvat_dual_kd_30k", "baseline_30k", 0.125),
     ]
+
+
+def test_a_seeded_weight_row_is_shown_once_every_study_seed_is_trained(
+    tmp_path, monkeypatch, tmp_study_paths
+):
+    import sekd.study.runs as study
+    from sekd.study.mvat import robustness_rows, seeds_of
+    from sekd.study.spec import SEEDED_WEIGHT_ROWS
+
+    monkeypatch.setattr(study, "COMMITTED", tmp_path / "checkpoints")
+    monkeypatch.setattr(study, "paths", tmp_study_paths)
+
+    def finish(run):
+        folder = tmp_path / "runs" / "smoke" / run
+        folder.mkdir(parents=True)
+        (folder / "summary.json").write_text("{}")
+        (folder / "best.pt").write_bytes(b"")
+
+    seeded, other = SEEDED_WEIGHT_ROWS[0], "mvat_dual_q1_at50"
+    assert seeds_of(seeded, (None, 1, 2), (None,)) == (None, 1, 2)
+    assert seeds_of(other, (None, 1, 2), (None,)) == (None,)
+    for run in (f"student_{other}", f"student_{seeded}", f"student_{seeded}_seed1"):
+        finish(run)
+    assert robustness_rows("smoke", (None, 1, 2), (None,)) == [other]  # seed 2 still training
+    finish(f"student_{seeded}_seed2")
+    assert robustness_rows("smoke", (None, 1, 2), (None,)) == [other, seeded]
