@@ -149,10 +149,10 @@ def validate_sharded(
     at its next forward in any case)."""
     for b in model.buffers():
         dist.broadcast(b, src=0)
-    mine = list(range(rank, len(items), world))
-    part = score_valid_items(model, [items[i] for i in mine], objective, device)
+    my_indices = list(range(rank, len(items), world))
+    part = score_valid_items(model, [items[i] for i in my_indices], objective, device)
     parts = [None] * world if rank == 0 else None
-    dist.gather_object(list(zip(mine, part)), parts, dst=0)
+    dist.gather_object(list(zip(my_indices, part)), parts, dst=0)
     if rank != 0:
         return None
     return summarise_validation(

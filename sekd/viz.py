@@ -155,11 +155,11 @@ def plot_paired_trend(rows: list[dict], title: str = ""):
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.5), squeeze=False)
     for ax, metric in zip(axes[0], metrics):
         for method in dict.fromkeys(r["method"] for r in rows if r["metric"] == metric):
-            mine = [r for r in rows if r["metric"] == metric and r["method"] == method]
-            steps = np.array([r["step"] for r in mine])
-            diff = np.array([r["diff"] for r in mine])
-            std = np.nan_to_num(np.array([r["diff_std_over_seeds"] for r in mine]))
-            label = f"{method} - {mine[0]['baseline']} ({mine[0]['seeds']} seeds)"
+            series = [r for r in rows if r["metric"] == metric and r["method"] == method]
+            steps = np.array([r["step"] for r in series])
+            diff = np.array([r["diff"] for r in series])
+            std = np.nan_to_num(np.array([r["diff_std_over_seeds"] for r in series]))
+            label = f"{method} - {series[0]['baseline']} ({series[0]['seeds']} seeds)"
             (line,) = ax.plot(steps, diff, marker="o", ms=3, label=label)
             ax.fill_between(steps, diff - std, diff + std, color=line.get_color(), alpha=0.2, lw=0)
         ax.axhline(0.0, color="k", lw=0.8)
@@ -222,9 +222,9 @@ def plot_forest(panels: dict, y: str = "method", metrics=None, title: str = "", 
     fig, axes = plt.subplots(len(panels), len(metrics), squeeze=False, sharey=True, figsize=size)
     for axes_row, (panel, effect) in zip(axes, panels.items()):
         for ax, metric in zip(axes_row, metrics):
-            mine = {r[y]: r for r in effect if r["metric"] == metric}
+            by_name = {r[y]: r for r in effect if r["metric"] == metric}
             for i, name in enumerate(ys):
-                r = mine.get(name)
+                r = by_name.get(name)
                 if r is None or r["diff"] is None:
                     continue
                 lo, hi = (np.nan if r[k] is None else r[k] for k in ("ci_low", "ci_high"))

@@ -97,14 +97,14 @@ def block_pairs(
     teacher = sorted(set(teacher_depths))
     pairs = []
     for s in sorted(set(student_depths)):
-        mine = [(s, s)] if s in teacher else []
+        partners = [(s, s)] if s in teacher else []
         if mode == "dual_depth" and s == student_depth:
-            mine += [(s, t) for t in teacher if t > s]
-        if not mine:
+            partners += [(s, t) for t in teacher if t > s]
+        if not partners:
             deeper = [t for t in teacher if t > s]
             if deeper:
-                mine = [(s, deeper[0])]
-        pairs += mine
+                partners = [(s, deeper[0])]
+        pairs += partners
     return pairs
 
 

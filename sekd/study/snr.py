@@ -92,14 +92,14 @@ def snr_study(profile: str, seeds=(None,), retrain: bool = False) -> dict:
     ensure_runs(profile, taught, retrain=retrain)  # once their teachers are trained
     pairs, extra = snr_test_set(profile)
 
-    def score(run, model, mine):
-        return evaluate(profile, run, model, mine, "snr_test", False, reuse=not retrain,
+    def score(run, model, files):
+        return evaluate(profile, run, model, files, "snr_test", False, reuse=not retrain,
                         extra=extra)  # fmt: skip
 
     out = {"noisy": score("noisy", NoisyInput(), pairs)}
     for b, (role, name) in enumerate(zip(TEACHERS, teacher_runs, strict=True)):
-        mine = band_pairs(profile, pairs, extra, b)
-        out[role] = {**score(name, load_run_model(profile, name), mine), "run": name}
+        band_files = band_pairs(profile, pairs, extra, b)
+        out[role] = {**score(name, load_run_model(profile, name), band_files), "run": name}
     for name in STUDENTS:
         for seed in seeds:
             out[run_label(name, seed)] = score(
@@ -125,19 +125,19 @@ def _with_interval(diffs: dict[str, float], meta: dict[str, dict]) -> dict:
             "direction": direction(lo, hi)}  # fmt: skip
 
 
-def _against_noisy(noisy: dict, mine: dict, row: dict) -> bool:
+def _against_noisy(noisy: dict, scores: dict, row: dict) -> bool:
     """Add to `row` the paired difference (model - noisy input) with its cluster-bootstrap
     interval in PESQ and SI-SDR improvement (the precondition), and, for the record, STOI and
     the same measures on the seen and the unseen noises apart; True when both precondition
     intervals are above 0."""
     ok = True
     for metric in ("pesq", "si_sdri", "stoi"):
-        d = _with_interval(_paired(noisy, [mine], metric), mine)
+        d = _with_interval(_paired(noisy, [scores], metric), scores)
         row.update({f"{metric}_{k}": v for k, v in d.items() if k != "pairs"})
         if metric != "stoi":
             ok = ok and d["ci_low"] > 0
         for seen, tag in ((True, "seen"), (False, "unseen")):
-            part = {n: r for n, r in mine.items() if r["seen"] == seen}
+            part = {n: r for n, r in scores.items() if r["seen"] == seen}
             if part:
                 d = _with_interval(_paired(noisy, [part], metric), part)
                 row[f"{metric}_diff_{tag}"] = d["diff"]
@@ -152,10 +152,10 @@ def band_preconditions(results: dict) -> list[dict]:
     noisy = _files(results["noisy"])
     rows = []
     for name in TEACHERS:
-        mine = _files(results[name])
-        row = {"teacher": results[name].get("run", name), "files": len(mine),
-               "snrs": sorted({mine[n]["snr"] for n in mine})}  # fmt: skip
-        row["holds"] = _against_noisy(noisy, mine, row)
+        scores = _files(results[name])
+        row = {"teacher": results[name].get("run", name), "files": len(scores),
+               "snrs": sorted({scores[n]["snr"] for n in scores})}  # fmt: skip
+        row["holds"] = _against_noisy(noisy, scores, row)
         rows.append(row)
     return rows
 
@@ -164,11 +164,11 @@ def _band_files(profile: str, band: int, name: str):
     """(pairs, extra, noisy): one band's test files, their columns, and the noisy input's
     scores on them (under results/<profile>/diagnostics/<name>/)."""
     pairs, extra = snr_test_set(profile)
-    mine = band_pairs(profile, pairs, extra, band)
+    band_files = band_pairs(profile, pairs, extra, band)
     noisy = evaluate(
-        profile, "noisy", NoisyInput(), mine, f"diagnostics/{name}", False, extra=extra
+        profile, "noisy", NoisyInput(), band_files, f"diagnostics/{name}", False, extra=extra
     )
-    return mine, extra, _files(noisy)
+    return band_files, extra, _files(noisy)
 
 
 def _band_row(noisy: dict, scored: dict, **head) -> dict:
@@ -184,10 +184,12 @@ def band_check(profile: str, band: int, models: dict, name: str) -> list[dict]:
     grid's files of that band, as `band_preconditions` does for the trained teachers (the
     students need not exist): scores under results/<profile>/diagnostics/<name>/, the rows, each
     with its model's `fingerprint`, in results/<profile>/diagnostics/<name>.json."""
-    mine, extra, noisy = _band_files(profile, band, name)
+    band_files, extra, noisy = _band_files(profile, band, name)
     rows = []
     for label, model in models.items():
-        scored = evaluate(profile, label, model, mine, f"diagnostics/{name}", False, extra=extra)
+        scored = evaluate(
+            profile, label, model, band_files, f"diagnostics/{name}", False, extra=extra
+        )
         rows.append(_band_row(noisy, _files(scored), model=label,
                               fingerprint=fingerprint(model), band=band))  # fmt: skip
     write_text(paths(profile).results / "diagnostics" / f"{name}.json", dumps(rows))
@@ -204,9 +206,9 @@ def band_confirmation(profile: str) -> list[dict]:
                             extra=extra))  # fmt: skip
     rows = []
     for band, name in enumerate(band_teacher_runs(profile)):
-        mine = band_pairs(profile, pairs, extra, band)
+        band_files = band_pairs(profile, pairs, extra, band)
         model = load_run_model(profile, name)
-        scored = evaluate(profile, name, model, mine, "snr_confirmation", False, extra=extra)
+        scored = evaluate(profile, name, model, band_files, "snr_confirmation", False, extra=extra)
         rows.append(_band_row(noisy, _files(scored), teacher=name, band=band,
                               fingerprint=fingerprint(model)))  # fmt: skip
     return rows
@@ -251,9 +253,9 @@ def oracle_band_check(profile: str, band: int, name: str) -> dict:
     from ..metrics import evaluate_pairs
     from ..results import write_results
 
-    mine, extra, noisy = _band_files(profile, band, name)
+    band_files, extra, noisy = _band_files(profile, band, name)
     triples = []
-    for n, x, c in mine:
+    for n, x, c in band_files:
         x, c = read_audio(x), read_audio(c)
         triples.append((n, c, ideal_ratio_mask(x, c), x))
     rows, summary = evaluate_pairs(triples, workers=2, progress=False, composite_measures=False)
@@ -283,11 +285,11 @@ def band_pesq_nb_raw(profile: str, band: int, models: dict, name: str) -> list[d
     from ..metrics import MetricError, pesq_nb_raw
 
     pairs, extra = snr_test_set(profile)
-    mine = band_pairs(profile, pairs, extra, band)
+    band_files = band_pairs(profile, pairs, extra, band)
     models = {label: model.eval() for label, model in models.items()}
     scores = {"noisy": {}, **{label: {} for label in models}}
     errors = []
-    for n, x_path, c_path in mine:
+    for n, x_path, c_path in band_files:
         try:
             x, c = read_audio(x_path), read_audio(c_path)
         except AudioError as err:  # reported, the other files scored

@@ -178,9 +178,11 @@ def tables_by_measure(rows: list[dict], index: list[str]) -> dict[str, str]:
     out = {}
     for name, measure in MEASURE.items():
         if any(r.get("metric") == name for r in rows):
-            mine = [r for r in rows if r.get("metric") == name]
-            snrs = [k for k in mine[0] if k.endswith(" dB")]
-            out[measure.title] = rows_table(mine, [*index, *snrs], decimals=measure.decimals)
+            measure_rows = [r for r in rows if r.get("metric") == name]
+            snrs = [k for k in measure_rows[0] if k.endswith(" dB")]
+            out[measure.title] = rows_table(
+                measure_rows, [*index, *snrs], decimals=measure.decimals
+            )
             continue
         snrs = [k for k in dict.fromkeys(k for r in rows for k in r) if k.startswith(f"{name}@")]
         if snrs:
