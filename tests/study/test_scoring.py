@@ -57,7 +57,7 @@ def pairs(tmp_path, corpus):
 
 def test_a_cache_without_a_measure_added_since_is_scored_again(pairs, monkeypatch, tmp_study_paths):
     monkeypatch.setattr(scoring, "paths", tmp_study_paths)
-    model = torch.nn.NoisyInput()
+    model = torch.nn.Identity()
     first = scoring.evaluate("smoke", "identity", model, pairs, "vb", workers=1)
     assert first["source"]["measures"] == list(METRICS)
     jf = tmp_study_paths("smoke").results / "vb" / "identity.json"
@@ -88,7 +88,7 @@ def test_a_new_measure_is_one_registry_entry_and_reaches_a_table_from_a_warm_cac
     from sekd.study.tables import quality_table
 
     monkeypatch.setattr(scoring, "paths", tmp_study_paths)
-    model = torch.nn.NoisyInput()
+    model = torch.nn.Identity()
     warm = scoring.evaluate("smoke", "noisy", model, pairs, "vb", workers=1)
     assert "peak" not in warm["mean"]
     # a throwaway measure: the enhanced signal's peak, shown with one decimal
