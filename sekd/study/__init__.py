@@ -9,11 +9,13 @@ from ..baselines import NoisyInput, SpectralGating
 from ..metrics import METRICS, QUALITY
 from ..results import load_results, load_table
 from .mvat import (
+    KD_WITH_AT_ROWS,
     MAIN_ROWS,
     METHODS,
     MVAT_ROWS,
     TEACHER_OVER_BASELINE,
     TEACHER_OVER_NOISY,
+    at_over_kd,
     distillation_effect,
     enhances,
     model_efficiency,
@@ -105,6 +107,7 @@ def read_table(profile: str, name: str) -> list[dict]:
 
 
 __all__ = [
+    "KD_WITH_AT_ROWS",
     "AT_WEIGHT_ROWS",
     "RESULTS",
     "LENGTH_ROWS",
@@ -153,6 +156,7 @@ __all__ = [
     "committed_runs",
     "curves",
     "direction",
+    "at_over_kd",
     "distillation_effect",
     "dns_pairs",
     "enhances",

@@ -372,6 +372,31 @@ def study_trend(profile: str, rows, seeds) -> list[dict]:
     ]
 
 
+# The MV-AT + KD rows: KD alone is the same objective without their AT term.
+KD_WITH_AT_ROWS = ("mvat_dual_kd", "mvat_dual_kd_at50", "mvat_dual_kd_at10")
+
+
+def at_over_kd(results: dict, set_name: str, rows, seeds, ablation_seeds=None) -> list[dict]:
+    """Does the AT term add anything to KD? Each MV-AT + KD row of `rows` against KD alone
+    (`distillation_effect` with baseline kd_only), over the seeds both rows were trained
+    with (the stream of examples is the seed's, so the pairs stay paired)."""
+    if "kd_only" not in rows:
+        return []
+    kd_seeds = seeds_of("kd_only", seeds, ablation_seeds)
+    return [
+        e
+        for row in rows
+        if row in KD_WITH_AT_ROWS
+        for e in distillation_effect(
+            results,
+            set_name,
+            row,
+            [s for s in seeds_of(row, seeds, ablation_seeds) if s in kd_seeds],
+            baseline="kd_only",
+        )
+    ]
+
+
 def distillation_effect(
     results: dict, set_name: str, method: str, seeds=(None,), baseline: str = "baseline"
 ) -> list[dict]:

@@ -108,8 +108,9 @@ def glance_block(profile: str = "cpu", root=REPO_ROOT) -> str:
         "",
         "Is the MV-AT verdict robust? On the VoiceBank-DEMAND test pairs:",
         "",
-        robustness_answers(effects, _table(res, RESULTS.trend) or [], budget),
-    ]
+        robustness_answers(effects, _table(res, RESULTS.trend) or [], budget,
+                           _table(res, RESULTS.at_over_kd) or []),
+    ]  # fmt: skip
     return "\n".join(lines)
 
 
@@ -155,7 +156,8 @@ def _mvat_effects(profile: str, res) -> list[str]:
     if "voicebank" in effects:
         trend = _table(res, RESULTS.trend) or []
         lines += ["", "**Is the verdict robust?** On the VoiceBank-DEMAND test pairs:", "",
-                  robustness_answers(effects["voicebank"], trend, budget)]  # fmt: skip
+                  robustness_answers(effects["voicebank"], trend, budget,
+                                     _table(res, RESULTS.at_over_kd) or [])]  # fmt: skip
     return lines
 
 

@@ -72,6 +72,7 @@ class RESULTS:
     at_distance = "05_at_distance"
     preconditions = "mvat_preconditions"
     table3 = "mvat_table3_voicebank"
+    at_over_kd = "mvat_at_over_kd_voicebank"
     shares = "mvat_objective_shares"
     snr_preconditions = "snr_preconditions"
     snr_search = "snr_band_search"

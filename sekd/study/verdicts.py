@@ -361,15 +361,37 @@ def _trends(trend: list[dict]) -> str:
     return " ".join(trend_sentence(trend, m) for m in metrics) or trend_sentence([])
 
 
-def robustness_answers(effects: list[dict], trend: list[dict], budget: Budget) -> str:
+def at_over_kd_sentence(over_kd: list[dict]) -> str:
+    """The AT term's own contribution: each MV-AT + KD row against KD alone on PESQ
+    (`mvat.at_over_kd` rows), or nothing without them."""
+    parts = []
+    for e in (e for e in over_kd if e["metric"] == "pesq"):
+        lo, hi = nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"])
+        parts.append(
+            f"{model_title(e['method'])} {signed(e['diff'])} [{signed(lo)}, {signed(hi)}], "
+            f"{direction(lo, hi)} it ({seeds_phrase(e['seeds'])})"
+        )
+    if not parts:
+        return ""
+    return (
+        "Against KD alone, the same objective without the AT term, in PESQ over the same "
+        f"files: {'; '.join(parts)}."
+    )
+
+
+def robustness_answers(
+    effects: list[dict], trend: list[dict], budget: Budget, over_kd: list[dict] = ()
+) -> str:
     """The three questions a reviewer asks of the MV-AT verdict, one line each: does another
-    AT weight help, does the paper's larger (5.3GF) student gain, and does the gap close with
-    training. `effects` are one test set's `distillation_effect` rows, `trend` the
-    `paired_trend` rows; a question whose runs are not finished says so."""
+    AT weight help (and, against KD alone, does the AT term add to KD), does the paper's
+    larger (5.3GF) student gain, and does the gap close with training. `effects` are one test
+    set's `distillation_effect` rows, `trend` the `paired_trend` rows, `over_kd` the
+    `at_over_kd` rows; a question whose runs are not finished says so."""
     from .spec import AT_WEIGHT_ROWS, SIZE_ROWS
 
     pesq = [e for e in effects if e["metric"] == "pesq"]
     weight = [mvat_effect_sentence(e) for e in pesq if e["method"] in AT_WEIGHT_ROWS]
+    weight += [at_over_kd_sentence(list(over_kd))] if weight and over_kd else []
     size = [mvat_effect_sentence(e) for e in pesq if e["method"] in SIZE_ROWS]
     return "\n".join([
         "1. **The AT weight.** " + (" ".join(weight) or

@@ -302,3 +302,27 @@ def test_a_seeded_weight_row_is_shown_once_every_study_seed_is_trained(
     assert robustness_rows("smoke", (None, 1, 2), (None,)) == [other]  # seed 2 still training
     finish(f"student_{seeded}_seed2")
     assert robustness_rows("smoke", (None, 1, 2), (None,)) == [other, seeded]
+
+
+def test_the_at_term_is_weighed_against_kd_alone_over_the_seeds_both_rows_have():
+    from sekd.study.mvat import at_over_kd
+
+    res = {
+        "voicebank": {
+            "student_kd_only": _result({"a": 1.0, "b": 2.0}),
+            "student_mvat_dual_kd": _result({"a": 1.5, "b": 2.5}),
+            "student_mvat_dual_kd_seed1": _result({"a": 9.0, "b": 9.0}),  # no KD-alone pair
+            "student_mvat_dual_kd_at10": _result({"a": 0.75, "b": 1.75}),
+        }
+    }
+    rows = ["kd_only", "mvat_dual_kd", "mvat_dual_kd_at10", "mvat_dual_q1"]
+    pesq = {
+        e["method"]: e
+        for e in at_over_kd(res, "voicebank", rows, (None, 1), ablation_seeds=(None,))
+        if e["metric"] == "pesq"
+    }
+    assert sorted(pesq) == ["mvat_dual_kd", "mvat_dual_kd_at10"]  # MV-AT alone has no KD
+    assert pesq["mvat_dual_kd"]["diff"] == pytest.approx(0.5) and pesq["mvat_dual_kd"]["seeds"] == 1
+    assert pesq["mvat_dual_kd_at10"]["diff"] == pytest.approx(-0.25)
+    assert {e["baseline"] for e in pesq.values()} == {"kd_only"}
+    assert at_over_kd(res, "voicebank", rows[1:], (None, 1), (None,)) == []  # KD alone not run

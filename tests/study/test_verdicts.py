@@ -133,6 +133,14 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     assert three.startswith(
         "3. **The budget.** Over the 10,000 steps trained (the paper: 350 epochs"
     ) and three.endswith("the gap holds within the seeds' spread.")
+    # with the rows against KD alone, the first answer says what the AT term adds to KD
+    over_kd = [{**_effect("mvat_dual_kd_at50", 0.015, -0.02, 0.05, seeds=1), "baseline": "kd_only"}]
+    one = robustness_answers([weight], [], BUDGET, over_kd).split("\n")[0]
+    assert one.endswith(
+        "Against KD alone, the same objective without the AT term, in PESQ over the same files: "
+        "MV-AT + KD, AT weighted to ~50 % +0.015 [-0.020, +0.050], not apart from it (1 seed)."
+    )
+    assert robustness_answers([], [], BUDGET, over_kd).split("\n")[0].endswith("not finished yet.")
     size = {**_effect("5p3gf_mvat_dual_q1", -0.01, -0.05, 0.03), "baseline": "5p3gf_baseline"}
     two = robustness_answers([size], [], BUDGET).split("\n")[1]
     assert "is -0.010 [-0.050, +0.030] PESQ not apart from the 5.3GF baseline student" in two
