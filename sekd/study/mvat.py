@@ -439,7 +439,9 @@ def distillation_effect(
             else float("nan"),
             "direction": direction(lo, hi),
         }
-        if metric in ("pesq", "stoi", "csig", "cbak", "covl") and method in PAPER_METHODS:
+        # the paper's effect is against its baseline student, so only that comparison has one
+        paper_row = method in PAPER_METHODS and baseline == "baseline"
+        if metric in ("pesq", "stoi", "csig", "cbak", "covl") and paper_row:
             entry["paper"] = paper_effect(method, metric)
             entry["verdict"] = verdict(lo, hi, entry["paper"]) if entry["paper"] else ""
         out.append(entry)

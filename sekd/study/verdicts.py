@@ -368,7 +368,7 @@ def at_over_kd_sentence(over_kd: list[dict]) -> str:
     for e in (e for e in over_kd if e["metric"] == "pesq"):
         lo, hi = nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"])
         parts.append(
-            f"{model_title(e['method'])} {signed(e['diff'])} [{signed(lo)}, {signed(hi)}], "
+            f"{model_title(e['method'])} is {signed(e['diff'])} [{signed(lo)}, {signed(hi)}], "
             f"{direction(lo, hi)} it ({seeds_phrase(e['seeds'])})"
         )
     if not parts:

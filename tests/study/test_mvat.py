@@ -325,4 +325,5 @@ def test_the_at_term_is_weighed_against_kd_alone_over_the_seeds_both_rows_have()
     assert pesq["mvat_dual_kd"]["diff"] == pytest.approx(0.5) and pesq["mvat_dual_kd"]["seeds"] == 1
     assert pesq["mvat_dual_kd_at10"]["diff"] == pytest.approx(-0.25)
     assert {e["baseline"] for e in pesq.values()} == {"kd_only"}
+    assert "paper" not in pesq["mvat_dual_kd"]  # the paper's effect is against the baseline
     assert at_over_kd(res, "voicebank", rows[1:], (None, 1), (None,)) == []  # KD alone not run

@@ -138,7 +138,7 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     one = robustness_answers([weight], [], BUDGET, over_kd).split("\n")[0]
     assert one.endswith(
         "Against KD alone, the same objective without the AT term, in PESQ over the same files: "
-        "MV-AT + KD, AT weighted to ~50 % +0.015 [-0.020, +0.050], not apart from it (1 seed)."
+        "MV-AT + KD, AT weighted to ~50 % is +0.015 [-0.020, +0.050], not apart from it (1 seed)."
     )
     assert robustness_answers([], [], BUDGET, over_kd).split("\n")[0].endswith("not finished yet.")
     size = {**_effect("5p3gf_mvat_dual_q1", -0.01, -0.05, 0.03), "baseline": "5p3gf_baseline"}
