@@ -277,6 +277,11 @@ def _set_rng_state(st: dict) -> None:
         torch.cuda.set_rng_state_all(st["cuda"])
 
 
+def total_steps(tc, examples_per_epoch: int) -> int:
+    """A run's length in steps: train.max_steps, else its epochs of whole batches."""
+    return tc.max_steps or tc.epochs * (examples_per_epoch // tc.batch_size)
+
+
 def _make_scheduler(cfg: RunConfig, opt, total_steps: int):
     o = cfg.optim
     if o.schedule == "onecycle":
@@ -410,7 +415,7 @@ class Trainer:
             raise ValueError(
                 f"{len(self.train_set)} training examples make no batch of {tc.batch_size}"
             )
-        self.total_steps = tc.max_steps or tc.epochs * self.per_epoch
+        self.total_steps = total_steps(tc, len(self.train_set))
         self.opt = torch.optim.Adam(
             self.student.parameters(), lr=cfg.optim.lr, betas=tuple(cfg.optim.betas)
         )

@@ -12,7 +12,16 @@ from ..metrics import QUALITY
 from ..outputs import write_text
 from ..results import dumps
 from .paper import paper_effect
-from .runs import curves, ensure_run, ensure_runs, finished_rows, load_run_model, paths, run_config
+from .runs import (
+    all_finished,
+    curves,
+    ensure_run,
+    ensure_runs,
+    finished_rows,
+    load_run_model,
+    paths,
+    run_config,
+)
 from .scoring import (
     clean_passthrough,
     dns_pairs,
@@ -72,8 +81,7 @@ def robustness_rows(profile: str, seeds, ablation_seeds=None) -> list[str]:
         for row in AT_WEIGHT_ROWS
         if finished_rows(profile, [row], seeds_of(row, seeds, ablation_seeds))
     ]
-    size = finished_rows(profile, SIZE_ROWS, seeds)
-    return [*weights, *(size if len(size) == len(SIZE_ROWS) else [])]
+    return [*weights, *(SIZE_ROWS if all_finished(profile, SIZE_ROWS, seeds) else [])]
 
 
 def student_labels(rows, seeds, ablation_seeds=None) -> list[tuple[str, str, int | None]]:
@@ -360,9 +368,9 @@ def study_trend(profile: str, rows, seeds) -> list[dict]:
     the 5.3GF arms against the 5.3GF baseline over `seeds` and the longer pair over its one
     seed."""
     groups = [("baseline", [r for r in rows if r != "baseline"], seeds)]
-    if len(finished_rows(profile, SIZE_ROWS, seeds)) == len(SIZE_ROWS):
+    if all_finished(profile, SIZE_ROWS, seeds):
         groups.append((SIZE_ROWS[0], SIZE_ROWS[1:], seeds))
-    if len(finished_rows(profile, LENGTH_ROWS)) == len(LENGTH_ROWS):
+    if all_finished(profile, LENGTH_ROWS):
         groups.append((LENGTH_ROWS[0], LENGTH_ROWS[1:], (None,)))
     return [
         t

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from ..outputs import write_text
 from ..results import dumps
-from ..train import read_metrics
+from ..train import total_steps
 from .runs import (
     COMMITTED,
     IN_PROGRESS,
@@ -49,6 +49,7 @@ from .runs import (
     commit_run,
     committed_current,
     committed_dir,
+    log_rows,
     run_config,
     run_dir,
     save_progress,
@@ -102,15 +103,11 @@ def save_queue(profile: str, items) -> list[str]:
     return lines
 
 
-def _train_rows(folder: Path) -> list[dict]:
-    return [r for r in read_metrics(folder) if r.get("kind") == "train"]
-
-
 def steps_done(profile: str, name: str, seed: int | None = None) -> int:
     """The last training step a run logged: on this machine, else in its committed state in
     progress; 0 for a run not started."""
     for folder in (run_dir(profile, name, seed), committed_dir(profile, name, seed) / IN_PROGRESS):
-        rows = _train_rows(folder)
+        rows = log_rows(folder, "train")
         if rows:
             return int(rows[-1]["step"])
     return 0
@@ -122,7 +119,7 @@ def wall_over_training(profile: str) -> float:
     shared machine included. The median over those runs."""
     ratios = []
     for folder in sorted((COMMITTED / profile).glob("student_*")):
-        rows, summary = _train_rows(folder), folder / "summary.json"
+        rows, summary = log_rows(folder, "train"), folder / "summary.json"
         if rows and summary.is_file():
             s = json.loads(summary.read_text())
             step_s = statistics.median(1 / r["steps_per_s"] for r in rows if r["steps_per_s"])
@@ -133,14 +130,13 @@ def wall_over_training(profile: str) -> float:
 
 
 def planned_steps(cfg) -> int:
-    """A run's length in steps, known before it starts: train.max_steps, or its epochs of
-    on-the-fly mixtures (a folder's size is known only once it is read)."""
-    t, d = cfg.train, cfg.data
-    if t.max_steps:
-        return t.max_steps
-    if d.source == "corpus":
-        return t.epochs * (d.examples_per_epoch // t.batch_size)
-    raise ValueError(f"{cfg.name}: set train.max_steps to plan a run on data.source {d.source!r}")
+    """A run's length in steps, known before it starts (`train.total_steps`): train.max_steps,
+    or its epochs of on-the-fly mixtures (a folder's size is known only once it is read)."""
+    if cfg.train.max_steps or cfg.data.source == "corpus":
+        return total_steps(cfg.train, cfg.data.examples_per_epoch)
+    raise ValueError(
+        f"{cfg.name}: set train.max_steps to plan a run on data.source {cfg.data.source!r}"
+    )
 
 
 def plan_queue(profile: str, items, speed: dict) -> dict:

@@ -382,6 +382,11 @@ def finished_rows(profile: str, rows, seeds=(None,)) -> list[str]:
     return [r for r in rows if all(find_run(profile, f"student_{r}", s) for s in seeds)]
 
 
+def all_finished(profile: str, rows, seeds=(None,)) -> bool:
+    """Whether every one of `rows` is finished for every seed (`finished_rows`)."""
+    return len(finished_rows(profile, rows, seeds)) == len(rows)
+
+
 def ensure_run(profile: str, name: str, seed: int | None = None, retrain: bool = False) -> Path:
     """The folder of the finished run `name` (see `find_run`), trained first when there is none.
 
@@ -462,8 +467,12 @@ def load_run_model(profile: str, name: str, seed: int | None = None, which: str 
 def curves(profile: str, name: str, seed: int | None = None):
     """(train rows, valid rows) of a finished run's metrics.jsonl (`find_run`)."""
     folder = find_run(profile, name, seed) or run_dir(profile, name, seed)
-    rows = read_metrics(folder)
-    return [r for r in rows if r["kind"] == "train"], [r for r in rows if r["kind"] == "valid"]
+    return log_rows(folder, "train"), log_rows(folder, "valid")
+
+
+def log_rows(folder: Path, kind: str) -> list[dict]:
+    """The rows of one kind ("train", "valid", ...) of a run folder's metrics.jsonl."""
+    return [r for r in read_metrics(folder) if r.get("kind") == kind]
 
 
 def save_figure(fig, profile: str, name: str) -> None:

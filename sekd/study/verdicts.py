@@ -338,11 +338,11 @@ def trend_sentence(trend: list[dict], metric: str = "pesq") -> str:
             nan_if_none(first["diff_std_over_seeds"]), nan_if_none(last["diff_std_over_seeds"])
         )
         change = last["diff"] - first["diff"]
-        direction = "closes" if abs(last["diff"]) < abs(first["diff"]) else "grows"
+        way = "closes" if abs(last["diff"]) < abs(first["diff"]) else "grows"
         moved = (
-            f"{direction} (one seed: no spread to judge it by)" if spread != spread
+            f"{way} (one seed: no spread to judge it by)" if spread != spread
             else "holds within the seeds' spread" if abs(change) <= spread
-            else direction
+            else way
         )  # fmt: skip
         nd = MEASURE[metric].decimals
         parts.append(
