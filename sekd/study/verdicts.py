@@ -379,6 +379,26 @@ def at_over_kd_sentence(over_kd: list[dict]) -> str:
     )
 
 
+def in_short(effects: list[dict], against: str) -> str:
+    """The rows of `effects` (one metric, all against `against`) grouped by where their
+    interval lies, above first: the answer before its figures."""
+    groups: dict[str, list[str]] = {"above": [], "not apart from": [], "below": []}
+    for e in effects:
+        groups[direction(nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"]))].append(
+            model_title(e["method"])
+        )
+    return " ".join(
+        f"{way[0].upper()}{way[1:]} {against}: {'; '.join(titles)}."
+        for way, titles in groups.items()
+        if titles
+    )
+
+
+def _lead(where: str, effects: list[dict], against: str) -> list[str]:
+    """`in_short` of `effects`, introduced by `where`; nothing without effects."""
+    return [f"*{where}:* {in_short(effects, against)}"] if effects else []
+
+
 def robustness_answers(
     effects: list[dict], trend: list[dict], budget: Budget, over_kd: list[dict] = ()
 ) -> str:
@@ -390,9 +410,15 @@ def robustness_answers(
     from .spec import AT_WEIGHT_ROWS, SIZE_ROWS
 
     pesq = [e for e in effects if e["metric"] == "pesq"]
-    weight = [mvat_effect_sentence(e) for e in pesq if e["method"] in AT_WEIGHT_ROWS]
-    weight += [at_over_kd_sentence(list(over_kd))] if weight and over_kd else []
-    size = [mvat_effect_sentence(e) for e in pesq if e["method"] in SIZE_ROWS]
+    weight_rows = [e for e in pesq if e["method"] in AT_WEIGHT_ROWS]
+    kd_rows = [e for e in over_kd if e["metric"] == "pesq"] if weight_rows else []
+    size_rows = [e for e in pesq if e["method"] in SIZE_ROWS]
+    weight = _lead("In short, PESQ", weight_rows, "the baseline")
+    weight += _lead("PESQ against KD alone", kd_rows, "KD alone")
+    weight += [mvat_effect_sentence(e) for e in weight_rows]
+    weight += [at_over_kd_sentence(kd_rows)] if kd_rows else []
+    size = _lead("In short, PESQ", size_rows, f"the {model_title(SIZE_ROWS[0])}")
+    size += [mvat_effect_sentence(e) for e in size_rows]
     return "\n".join([
         "1. **The AT weight.** " + (" ".join(weight) or
             "The rows with the AT term weighted to about 50 % and 10 % are not finished yet."),

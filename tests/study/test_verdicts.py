@@ -8,7 +8,9 @@ from sekd.study.verdicts import (
     at_distance_sentence,
     band_search_sentence,
     budget_sentence,
+    in_short,
     listening_sentence,
+    model_title,
     robustness_answers,
     snr_budget,
     snr_conclusion,
@@ -127,8 +129,10 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     weight = _effect("mvat_dual_kd_at50", 0.071, 0.029, 0.113, seeds=1)
     said = robustness_answers([weight], _trend("mvat_dual_q1", [(1, 0.0), (2, 0.0)], 0.1), BUDGET)
     one, two, three = said.split("\n")
-    assert one.startswith("1. **The AT weight.** MV-AT + KD, AT weighted to ~50 % is +0.071")
-    assert "above the baseline" in one
+    assert one.startswith(
+        "1. **The AT weight.** *In short, PESQ:* Above the baseline: MV-AT + KD, AT weighted to "
+        "~50 %. MV-AT + KD, AT weighted to ~50 % is +0.071"
+    )
     assert two.startswith("2. **The student's size.**") and "not finished yet" in two
     assert three.startswith(
         "3. **The budget.** Over the 10,000 steps trained (the paper: 350 epochs"
@@ -136,6 +140,9 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     # with the rows against KD alone, the first answer says what the AT term adds to KD
     over_kd = [{**_effect("mvat_dual_kd_at50", 0.015, -0.02, 0.05, seeds=1), "baseline": "kd_only"}]
     one = robustness_answers([weight], [], BUDGET, over_kd).split("\n")[0]
+    assert (
+        "*PESQ against KD alone:* Not apart from KD alone: MV-AT + KD, AT weighted to ~50 %." in one
+    )
     assert one.endswith(
         "Against KD alone, the same objective without the AT term, in PESQ over the same files: "
         "MV-AT + KD, AT weighted to ~50 % is +0.015 [-0.020, +0.050], not apart from it (1 seed)."
@@ -144,6 +151,20 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     size = {**_effect("5p3gf_mvat_dual_q1", -0.01, -0.05, 0.03), "baseline": "5p3gf_baseline"}
     two = robustness_answers([size], [], BUDGET).split("\n")[1]
     assert "is -0.010 [-0.050, +0.030] PESQ not apart from the 5.3GF baseline student" in two
+
+
+def test_in_short_groups_rows_above_level_with_and_below_their_baseline_in_that_order():
+    rows = [
+        _effect("mvat_dual_q1", -0.08, -0.17, -0.01),
+        _effect("kd_only", 0.05, 0.02, 0.08),
+        _effect("mvat_dual_kd", -0.01, -0.05, 0.03),
+        _effect("mvat_dual_mean", 0.0, -0.1, 0.1),
+    ]
+    assert in_short(rows, "the baseline") == (
+        "Above the baseline: KD alone. Not apart from the baseline: MV-AT + KD; "
+        f"{model_title('mvat_dual_mean')}. Below the baseline: MV-AT."
+    )
+    assert in_short([], "the baseline") == ""
 
 
 def test_the_snr_sentences_name_the_teachers_and_students_that_fail():
