@@ -38,7 +38,7 @@ AT_WEIGHT_ROWS = (
 )
 # The AT-weight rows trained with the study's seeds, like the compared rows: those whose
 # one-seed PESQ effect was above the baseline with its interval above 0 (docs/history.md).
-SEEDED_WEIGHT_ROWS = ("mvat_dual_kd_at50",)
+SEEDED_WEIGHT_ROWS = ("mvat_dual_kd_at50", "mvat_dual_kd_at10")
 SIZE_ROWS = ("5p3gf_baseline", "5p3gf_mvat_dual_q1", "5p3gf_mvat_dual_kd")
 # The budget question's longer pair (baseline first), one seed: the 1.5GF baseline and MV-AT +
 # KD trained three times as long, their paired validation trend shown once both exist.
