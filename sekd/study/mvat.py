@@ -405,6 +405,19 @@ def at_over_kd(results: dict, set_name: str, rows, seeds, ablation_seeds=None) -
     ]
 
 
+def held_out_seeds(results: dict, set_name: str, rows, seeds) -> list[dict]:
+    """Each seeded AT-weight row of `rows` (spec.SEEDED_WEIGHT_ROWS) against the baseline over
+    its seeds but the first: the first seed's result is what chose the row for more seeds, so
+    only the others test it without that bias."""
+    others = list(seeds)[1:]
+    return [
+        e
+        for row in rows
+        if row in SEEDED_WEIGHT_ROWS and others
+        for e in distillation_effect(results, set_name, row, others)
+    ]
+
+
 def distillation_effect(
     results: dict, set_name: str, method: str, seeds=(None,), baseline: str = "baseline"
 ) -> list[dict]:

@@ -108,10 +108,16 @@ def glance_block(profile: str = "cpu", root=REPO_ROOT) -> str:
         "",
         "Is the MV-AT verdict robust? On the VoiceBank-DEMAND test pairs:",
         "",
-        robustness_answers(effects, _table(res, RESULTS.trend) or [], budget,
-                           _table(res, RESULTS.at_over_kd) or []),
-    ]  # fmt: skip
+        _robustness(res, effects, budget),
+    ]
     return "\n".join(lines)
+
+
+def _robustness(res, effects: list[dict], budget) -> str:
+    """`robustness_answers` from the committed tables (`effects`: the VoiceBank-DEMAND ones)."""
+    tables = (RESULTS.trend, RESULTS.at_over_kd, RESULTS.held_out_seeds)
+    trend, over_kd, held_out = (_table(res, name) or [] for name in tables)
+    return robustness_answers(effects, trend, budget, over_kd, held_out)
 
 
 def _preconditions(res) -> list[str]:
@@ -154,10 +160,8 @@ def _mvat_effects(profile: str, res) -> list[str]:
     budget = study_budget(profile)
     lines += [mvat_conclusion(effects, all(c["holds"] for c in checks), budget, METHODS, SETS)]
     if "voicebank" in effects:
-        trend = _table(res, RESULTS.trend) or []
         lines += ["", "**Is the verdict robust?** On the VoiceBank-DEMAND test pairs:", "",
-                  robustness_answers(effects["voicebank"], trend, budget,
-                                     _table(res, RESULTS.at_over_kd) or [])]  # fmt: skip
+                  _robustness(res, effects["voicebank"], budget)]  # fmt: skip
     return lines
 
 

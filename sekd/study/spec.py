@@ -73,6 +73,7 @@ class RESULTS:
     preconditions = "mvat_preconditions"
     table3 = "mvat_table3_voicebank"
     at_over_kd = "mvat_at_over_kd_voicebank"
+    held_out_seeds = "mvat_held_out_seeds_voicebank"
     shares = "mvat_objective_shares"
     snr_preconditions = "snr_preconditions"
     snr_search = "snr_band_search"

@@ -379,6 +379,18 @@ def at_over_kd_sentence(over_kd: list[dict]) -> str:
     )
 
 
+def held_out_sentence(held_out: list[dict]) -> str:
+    """The seeded weight rows over the seeds that did not choose them (`mvat.held_out_seeds`
+    rows), on PESQ, or nothing without them."""
+    said = [mvat_effect_sentence(e) for e in held_out if e["metric"] == "pesq"]
+    if not said:
+        return ""
+    return (
+        "A row given more seeds was chosen for its first seed's result, which favours it; over "
+        "the other seeds alone: " + " ".join(said)
+    )
+
+
 def in_short(effects: list[dict], against: str) -> str:
     """The rows of `effects` (one metric, all against `against`) grouped by where their
     interval lies, above first: the answer before its figures."""
@@ -400,22 +412,30 @@ def _lead(where: str, effects: list[dict], against: str) -> list[str]:
 
 
 def robustness_answers(
-    effects: list[dict], trend: list[dict], budget: Budget, over_kd: list[dict] = ()
+    effects: list[dict],
+    trend: list[dict],
+    budget: Budget,
+    over_kd: list[dict] = (),
+    held_out: list[dict] = (),
 ) -> str:
     """The three questions a reviewer asks of the MV-AT verdict, one line each: does another
     AT weight help (and, against KD alone, does the AT term add to KD), does the paper's
     larger (5.3GF) student gain, and does the gap close with training. `effects` are one test
     set's `distillation_effect` rows, `trend` the `paired_trend` rows, `over_kd` the
-    `at_over_kd` rows; a question whose runs are not finished says so."""
+    `at_over_kd` rows, `held_out` the `held_out_seeds` rows; a question whose runs are not
+    finished says so."""
     from .spec import AT_WEIGHT_ROWS, SIZE_ROWS
 
     pesq = [e for e in effects if e["metric"] == "pesq"]
     weight_rows = [e for e in pesq if e["method"] in AT_WEIGHT_ROWS]
     kd_rows = [e for e in over_kd if e["metric"] == "pesq"] if weight_rows else []
+    held_rows = [e for e in held_out if e["metric"] == "pesq"] if weight_rows else []
     size_rows = [e for e in pesq if e["method"] in SIZE_ROWS]
     weight = _lead("In short, PESQ", weight_rows, "the baseline")
+    weight += _lead("PESQ on the seeds that did not choose a row", held_rows, "the baseline")
     weight += _lead("PESQ against KD alone", kd_rows, "KD alone")
     weight += [mvat_effect_sentence(e) for e in weight_rows]
+    weight += [held_out_sentence(held_rows)] if held_rows else []
     weight += [at_over_kd_sentence(kd_rows)] if kd_rows else []
     size = _lead("In short, PESQ", size_rows, f"the {model_title(SIZE_ROWS[0])}")
     size += [mvat_effect_sentence(e) for e in size_rows]

@@ -327,3 +327,20 @@ def test_the_at_term_is_weighed_against_kd_alone_over_the_seeds_both_rows_have()
     assert {e["baseline"] for e in pesq.values()} == {"kd_only"}
     assert "paper" not in pesq["mvat_dual_kd"]  # the paper's effect is against the baseline
     assert at_over_kd(res, "voicebank", rows[1:], (None, 1), (None,)) == []  # KD alone not run
+
+
+def test_a_seeded_weight_row_is_tested_again_on_the_seeds_that_did_not_choose_it():
+    from sekd.study.mvat import held_out_seeds
+
+    res = {"voicebank": {
+        "student_baseline": _result({"a": 1.0, "b": 2.0}),
+        "student_baseline_seed1": _result({"a": 1.0, "b": 2.0}),
+        "student_mvat_dual_kd_at10": _result({"a": 9.0, "b": 9.0}),  # the seed that chose it
+        "student_mvat_dual_kd_at10_seed1": _result({"a": 1.5, "b": 2.5}),
+        "student_mvat_dual_q1_at10": _result({"a": 1.0, "b": 2.0}),  # not seeded
+    }}  # fmt: skip
+    rows = ["baseline", "mvat_dual_kd_at10", "mvat_dual_q1_at10"]
+    pesq = [e for e in held_out_seeds(res, "voicebank", rows, (None, 1)) if e["metric"] == "pesq"]
+    assert [e["method"] for e in pesq] == ["mvat_dual_kd_at10"]
+    assert pesq[0]["diff"] == pytest.approx(0.5) and pesq[0]["seeds"] == 1
+    assert held_out_seeds(res, "voicebank", rows, (None,)) == []  # one seed: nothing held out

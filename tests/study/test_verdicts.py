@@ -148,6 +148,15 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
         "MV-AT + KD, AT weighted to ~50 % is +0.015 [-0.020, +0.050], not apart from it (1 seed)."
     )
     assert robustness_answers([], [], BUDGET, over_kd).split("\n")[0].endswith("not finished yet.")
+    # a seeded row is tested again on the seeds that did not choose it
+    held_out = [_effect("mvat_dual_kd_at50", 0.012, -0.02, 0.044, seeds=2)]
+    one = robustness_answers([weight], [], BUDGET, over_kd, held_out).split("\n")[0]
+    lead = "*PESQ on the seeds that did not choose a row:* Not apart from the baseline: MV-AT + KD"
+    assert lead in one
+    assert (
+        "which favours it; over the other seeds alone: MV-AT + KD, AT weighted to ~50 % is +0.012 "
+        "[-0.020, +0.044] PESQ not apart from the baseline over 31 files" in one
+    )
     size = {**_effect("5p3gf_mvat_dual_q1", -0.01, -0.05, 0.03), "baseline": "5p3gf_baseline"}
     two = robustness_answers([size], [], BUDGET).split("\n")[1]
     assert "is -0.010 [-0.050, +0.030] PESQ not apart from the 5.3GF baseline student" in two
