@@ -147,9 +147,10 @@ def plot_arm_curves(arms: dict, key: str, kind: str = "valid", title: str = ""):
     )
 
 
-def plot_paired_trend(rows: list[dict], title: str = ""):
+def plot_paired_trend(rows: list[dict], title: str = "", label=str):
     """`sekd.study.mvat.paired_trend` rows as one panel per metric: each method's mean paired
-    difference to its baseline against the step, shaded one std over seeds either side, and 0."""
+    difference to its baseline against the step, shaded one std over seeds either side, and 0;
+    `label` names a method or a baseline in the legend."""
     plt = _plt()
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.5), squeeze=False)
@@ -159,8 +160,11 @@ def plot_paired_trend(rows: list[dict], title: str = ""):
             steps = np.array([r["step"] for r in series])
             diff = np.array([r["diff"] for r in series])
             std = np.nan_to_num(np.array([r["diff_std_over_seeds"] for r in series]))
-            label = f"{method} - {series[0]['baseline']} ({series[0]['seeds']} seeds)"
-            (line,) = ax.plot(steps, diff, marker="o", ms=3, label=label)
+            seeds = series[0]["seeds"]
+            name = f"{label(method)} - {label(series[0]['baseline'])}"
+            (line,) = ax.plot(
+                steps, diff, marker="o", ms=3, label=f"{name} ({seeds} seed{'s' * (seeds > 1)})"
+            )
             ax.fill_between(steps, diff - std, diff + std, color=line.get_color(), alpha=0.2, lw=0)
         ax.axhline(0.0, color="k", lw=0.8)
         _step_axes(fig, ax, f"{MEASURE[metric].title} difference", MEASURE[metric].title)

@@ -48,4 +48,8 @@ def test_paired_trend_figure_has_a_panel_per_metric_with_zero_marked():
     assert all(a.get_xlabel() == "step" for a in axes)
     labels = [t.get_text() for t in axes[0].get_legend().get_texts()]
     assert labels == ["mvat_dual_q1 - baseline (3 seeds)", "mvat_dual_kd - baseline (3 seeds)"]
+    one_seed = [{**r, "seeds": 1} for r in rows]
+    fig = plot_paired_trend(one_seed, label=str.upper)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["MVAT_DUAL_Q1 - BASELINE (1 seed)", "MVAT_DUAL_KD - BASELINE (1 seed)"]
     assert any(list(line.get_ydata()) == [0.0, 0.0] for line in axes[0].get_lines())
