@@ -108,16 +108,16 @@ def glance_block(profile: str = "cpu", root=REPO_ROOT) -> str:
         "",
         "Is the MV-AT verdict robust? On the VoiceBank-DEMAND test pairs:",
         "",
-        _robustness(res, effects, budget),
+        _robustness(res, effects, budget, brief=True),
     ]
     return "\n".join(lines)
 
 
-def _robustness(res, effects: list[dict], budget) -> str:
+def _robustness(res, effects: list[dict], budget, brief: bool = False) -> str:
     """`robustness_answers` from the committed tables (`effects`: the VoiceBank-DEMAND ones)."""
     tables = (RESULTS.trend, RESULTS.at_over_kd, RESULTS.held_out_seeds)
     trend, over_kd, held_out = (_table(res, name) or [] for name in tables)
-    return robustness_answers(effects, trend, budget, over_kd, held_out)
+    return robustness_answers(effects, trend, budget, over_kd, held_out, brief=brief)
 
 
 def _preconditions(res) -> list[str]:

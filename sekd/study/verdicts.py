@@ -393,11 +393,15 @@ def held_out_sentence(held_out: list[dict]) -> str:
 
 def in_short(effects: list[dict], against: str) -> str:
     """The rows of `effects` (one metric, all against `against`) grouped by where their
-    interval lies, above first: the answer before its figures."""
+    interval lies, above first, each with its difference, interval and seeds: the answer
+    before its sentences."""
     groups: dict[str, list[str]] = {"above": [], "not apart from": [], "below": []}
     for e in effects:
-        groups[direction(nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"]))].append(
-            model_title(e["method"])
+        lo, hi = nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"])
+        nd = MEASURE[e["metric"]].decimals
+        groups[direction(lo, hi)].append(
+            f"{model_title(e['method'])} {signed(e['diff'], nd)} [{signed(lo, nd)}, "
+            f"{signed(hi, nd)}] ({seeds_phrase(e.get('seeds', 1))})"
         )
     return " ".join(
         f"{way[0].upper()}{way[1:]} {against}: {'; '.join(titles)}."
@@ -417,13 +421,15 @@ def robustness_answers(
     budget: Budget,
     over_kd: list[dict] = (),
     held_out: list[dict] = (),
+    brief: bool = False,
 ) -> str:
     """The three questions a reviewer asks of the MV-AT verdict, one line each: does another
     AT weight help (and, against KD alone, does the AT term add to KD), does the paper's
     larger (5.3GF) student gain, and does the gap close with training. `effects` are one test
     set's `distillation_effect` rows, `trend` the `paired_trend` rows, `over_kd` the
     `at_over_kd` rows, `held_out` the `held_out_seeds` rows; a question whose runs are not
-    finished says so."""
+    finished says so. `brief`: each answer's grouped figures (`in_short`) without the sentence
+    per row that follows them."""
     from .spec import AT_WEIGHT_ROWS, SIZE_ROWS
 
     pesq = [e for e in effects if e["metric"] == "pesq"]
@@ -431,14 +437,15 @@ def robustness_answers(
     kd_rows = [e for e in over_kd if e["metric"] == "pesq"] if weight_rows else []
     held_rows = [e for e in held_out if e["metric"] == "pesq"] if weight_rows else []
     size_rows = [e for e in pesq if e["method"] in SIZE_ROWS]
-    weight = _lead("In short, PESQ", weight_rows, "the baseline")
+    weight = _lead("PESQ", weight_rows, "the baseline")
     weight += _lead("PESQ on the seeds that did not choose a row", held_rows, "the baseline")
     weight += _lead("PESQ against KD alone", kd_rows, "KD alone")
-    weight += [mvat_effect_sentence(e) for e in weight_rows]
-    weight += [held_out_sentence(held_rows)] if held_rows else []
-    weight += [at_over_kd_sentence(kd_rows)] if kd_rows else []
-    size = _lead("In short, PESQ", size_rows, f"the {model_title(SIZE_ROWS[0])}")
-    size += [mvat_effect_sentence(e) for e in size_rows]
+    size = _lead("PESQ", size_rows, f"the {model_title(SIZE_ROWS[0])}")
+    if not brief:
+        weight += [mvat_effect_sentence(e) for e in weight_rows]
+        weight += [held_out_sentence(held_rows)] if held_rows else []
+        weight += [at_over_kd_sentence(kd_rows)] if kd_rows else []
+        size += [mvat_effect_sentence(e) for e in size_rows]
     return "\n".join([
         "1. **The AT weight.** " + (" ".join(weight) or
             "The rows with the AT term weighted to about 50 % and 10 % are not finished yet."),

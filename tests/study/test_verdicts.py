@@ -130,8 +130,8 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     said = robustness_answers([weight], _trend("mvat_dual_q1", [(1, 0.0), (2, 0.0)], 0.1), BUDGET)
     one, two, three = said.split("\n")
     assert one.startswith(
-        "1. **The AT weight.** *In short, PESQ:* Above the baseline: MV-AT + KD, AT weighted to "
-        "~50 %. MV-AT + KD, AT weighted to ~50 % is +0.071"
+        "1. **The AT weight.** *PESQ:* Above the baseline: MV-AT + KD, AT weighted to ~50 % "
+        "+0.071 [+0.029, +0.113] (1 seed). MV-AT + KD, AT weighted to ~50 % is +0.071"
     )
     assert two.startswith("2. **The student's size.**") and "not finished yet" in two
     assert three.startswith(
@@ -141,7 +141,8 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     over_kd = [{**_effect("mvat_dual_kd_at50", 0.015, -0.02, 0.05, seeds=1), "baseline": "kd_only"}]
     one = robustness_answers([weight], [], BUDGET, over_kd).split("\n")[0]
     assert (
-        "*PESQ against KD alone:* Not apart from KD alone: MV-AT + KD, AT weighted to ~50 %." in one
+        "*PESQ against KD alone:* Not apart from KD alone: MV-AT + KD, AT weighted to ~50 % "
+        "+0.015 [-0.020, +0.050] (1 seed)." in one
     )
     assert one.endswith(
         "Against KD alone, the same objective without the AT term, in PESQ over the same files: "
@@ -160,6 +161,20 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
     size = {**_effect("5p3gf_mvat_dual_q1", -0.01, -0.05, 0.03), "baseline": "5p3gf_baseline"}
     two = robustness_answers([size], [], BUDGET).split("\n")[1]
     assert "is -0.010 [-0.050, +0.030] PESQ not apart from the 5.3GF baseline student" in two
+    # brief: the grouped figures alone
+    brief = robustness_answers([weight, size], [], BUDGET, over_kd, held_out, brief=True)
+    one, two = brief.split("\n")[:2]
+    assert one == (
+        "1. **The AT weight.** *PESQ:* Above the baseline: MV-AT + KD, AT weighted to ~50 % +0.071 "
+        "[+0.029, +0.113] (1 seed). *PESQ on the seeds that did not choose a row:* Not apart from "
+        "the baseline: MV-AT + KD, AT weighted to ~50 % +0.012 [-0.020, +0.044] (2 seeds). *PESQ "
+        "against KD alone:* Not apart from KD alone: MV-AT + KD, AT weighted to ~50 % +0.015 "
+        "[-0.020, +0.050] (1 seed)."
+    )
+    assert two == (
+        "2. **The student's size.** *PESQ:* Not apart from the 5.3GF baseline student: "
+        f"{model_title('5p3gf_mvat_dual_q1')} -0.010 [-0.050, +0.030] (3 seeds)."
+    )
 
 
 def test_in_short_groups_rows_above_level_with_and_below_their_baseline_in_that_order():
@@ -170,8 +185,10 @@ def test_in_short_groups_rows_above_level_with_and_below_their_baseline_in_that_
         _effect("mvat_dual_mean", 0.0, -0.1, 0.1),
     ]
     assert in_short(rows, "the baseline") == (
-        "Above the baseline: KD alone. Not apart from the baseline: MV-AT + KD; "
-        f"{model_title('mvat_dual_mean')}. Below the baseline: MV-AT."
+        "Above the baseline: KD alone +0.050 [+0.020, +0.080] (3 seeds). Not apart from the "
+        "baseline: MV-AT + KD -0.010 [-0.050, +0.030] (3 seeds); "
+        f"{model_title('mvat_dual_mean')} +0.000 [-0.100, +0.100] (3 seeds). Below the baseline: "
+        "MV-AT -0.080 [-0.170, -0.010] (3 seeds)."
     )
     assert in_short([], "the baseline") == ""
 
