@@ -94,13 +94,23 @@ def save_queue(profile: str, items) -> list[str]:
     for item in items:
         name, seed = parse_item(item)
         out = run_dir(profile, name, seed)
-        if (out / "summary.json").is_file():
+        if _committed_already(profile, name, seed):
+            lines.append(f"{out.name}: finished, committed already")
+        elif (out / "summary.json").is_file():
             lines.append(f"{out.name}: finished, committed to {commit_run(profile, name, seed)}")
         elif (out / "last.pt").is_file():
             lines.append(f"{out.name}: in progress, saved to {save_progress(profile, name, seed)}")
         else:
             lines.append(f"{out.name}: not started, nothing to save")
     return lines
+
+
+def _committed_already(profile: str, name: str, seed: int | None) -> bool:
+    """Is this finished run's summary the one committed? Then its model is committed too, and
+    saving it again would only rewrite the same weights as new bytes for git."""
+    mine = run_dir(profile, name, seed) / "summary.json"
+    theirs = committed_dir(profile, name, seed) / "summary.json"
+    return mine.is_file() and theirs.is_file() and mine.read_bytes() == theirs.read_bytes()
 
 
 def steps_done(profile: str, name: str, seed: int | None = None) -> int:

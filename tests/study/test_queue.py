@@ -63,6 +63,11 @@ def test_queue_save_commits_finished_runs_and_resumes_saved_ones_elsewhere(
         "metrics.jsonl",
     ]
     assert (tmp_path / "checkpoints" / "smoke" / "student_baseline_seed3" / "model.pt").is_file()
+    # saved again, a run committed already is left as it is (no new bytes for git)
+    model.write_bytes(b"as committed")
+    assert main(["--profile", "smoke", "--save", items[0]]) == 0
+    assert "student_baseline_seed3: finished, committed already" in capsys.readouterr().out
+    assert model.read_bytes() == b"as committed"
     assert not (tmp_path / "runs" / "smoke" / "student_kd_only_seed5").exists()
     with pytest.raises(ValueError, match="finished"):
         runs.save_progress("smoke", "student_baseline", 3)
