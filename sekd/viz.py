@@ -128,6 +128,8 @@ def seed_band(runs: list, key: str, kind: str = "valid"):
 def plot_arm_curves(arms: dict, key: str, kind: str = "valid", title: str = ""):
     """One line per arm (`arms`: {arm: [each seed's metrics rows]}): the mean over its seeds of
     a logged quantity against the step, shaded between the seeds' lowest and highest."""
+    from .study.verdicts import seeds_phrase  # not at the top: sekd.study imports this module
+
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for arm, runs in arms.items():
@@ -138,7 +140,7 @@ def plot_arm_curves(arms: dict, key: str, kind: str = "valid", title: str = ""):
                 mean,
                 marker="o",
                 ms=3,
-                label=f"{arm} ({len(runs)} seed{'s' if len(runs) > 1 else ''})",
+                label=f"{arm} ({seeds_phrase(len(runs))})",
             )
             if len(runs) > 1:
                 ax.fill_between(steps, low, high, color=line.get_color(), alpha=0.2, lw=0)
@@ -151,6 +153,8 @@ def plot_paired_trend(rows: list[dict], title: str = "", label=str):
     """`sekd.study.mvat.paired_trend` rows as one panel per metric: each method's mean paired
     difference to its baseline against the step, shaded one std over seeds either side, and 0;
     `label` names a method or a baseline in the legend."""
+    from .study.verdicts import seeds_phrase  # not at the top: sekd.study imports this module
+
     plt = _plt()
     metrics = list(dict.fromkeys(r["metric"] for r in rows))
     fig, axes = plt.subplots(1, len(metrics), figsize=(5.5 * len(metrics), 3.5), squeeze=False)
@@ -160,10 +164,9 @@ def plot_paired_trend(rows: list[dict], title: str = "", label=str):
             steps = np.array([r["step"] for r in series])
             diff = np.array([r["diff"] for r in series])
             std = np.nan_to_num(np.array([r["diff_std_over_seeds"] for r in series]))
-            seeds = series[0]["seeds"]
             name = f"{label(method)} - {label(series[0]['baseline'])}"
             (line,) = ax.plot(
-                steps, diff, marker="o", ms=3, label=f"{name} ({seeds} seed{'s' * (seeds > 1)})"
+                steps, diff, marker="o", ms=3, label=f"{name} ({seeds_phrase(series[0]['seeds'])})"
             )
             ax.fill_between(steps, diff - std, diff + std, color=line.get_color(), alpha=0.2, lw=0)
         ax.axhline(0.0, color="k", lw=0.8)
