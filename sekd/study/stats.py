@@ -75,6 +75,10 @@ def interval(diffs: dict[str, float], clusters: dict[str, str] | None = None):
     return m, lo, hi, "cluster bootstrap over utterances"
 
 
+# What `direction` says of an interval, in the order a reader is told them.
+DIRECTIONS = ("above", "not apart from", "below")
+
+
 def direction(low: float, high: float) -> str:
     """'above' / 'below' 0 when the interval excludes it, else 'not apart from'."""
     if low > 0:

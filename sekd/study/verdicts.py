@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from ..data.audio import SAMPLE_RATE
 from ..metrics import MEASURE
 from .paper import PAPER_MVAT_BUDGET, PAPER_MVAT_TRAINING, SNR_PAPER_BUDGET, SNR_PAPER_CLAIM
-from .stats import direction, verdict
+from .stats import DIRECTIONS, direction, verdict
 
 # what a reader calls each Table 3 row (the paper's names where it has one)
 ROW_TITLES = {
@@ -395,7 +395,7 @@ def in_short(effects: list[dict], against: str) -> str:
     """The rows of `effects` (one metric, all against `against`) grouped by where their
     interval lies, above first, each with its difference, interval and seeds: the answer
     before its sentences."""
-    groups: dict[str, list[str]] = {"above": [], "not apart from": [], "below": []}
+    groups: dict[str, list[str]] = {way: [] for way in DIRECTIONS}
     for e in effects:
         lo, hi = nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"])
         nd = MEASURE[e["metric"]].decimals
