@@ -37,6 +37,7 @@ from .spec import (
     LENGTH_ROWS,
     SEEDED_WEIGHT_ROWS,
     SETS,
+    SIZE_ARMS,
     SIZE_ROWS,
     label,
     parse_label,
@@ -418,6 +419,39 @@ def held_out_seeds(results: dict, set_name: str, rows, seeds) -> list[dict]:
     ]
 
 
+def _seed_difference(res: dict, a: str, b: str, seed, metric: str) -> dict[str, float]:
+    """{file: b - a} of rows a and b trained with `seed`, for every file both scored."""
+    return paired_difference_by_name(
+        res[label(f"student_{a}", seed)], res[label(f"student_{b}", seed)], metric
+    )
+
+
+def _over_seeds(set_name: str, metric: str, per_seed: list[dict[str, float]]) -> dict:
+    """A paired difference from its per-file values of each seed ({file: difference}, one
+    per seed): `diff` and its 95 % interval over files, each file's difference averaged over
+    the seeds (a file counts when every seed scored it), each seed's mean difference and
+    their spread, and where the interval lies."""
+    per_file: dict = {}
+    for d in per_seed:
+        for name, v in d.items():
+            per_file.setdefault(name, []).append(v)
+    diffs = {n: float(np.mean(v)) for n, v in per_file.items() if len(v) == len(per_seed)}
+    means = [float(np.mean(list(d.values()))) if d else float("nan") for d in per_seed]
+    m, lo, hi, how = _interval(set_name, diffs)
+    return {
+        "metric": metric,
+        "diff": m,
+        "ci_low": lo,
+        "ci_high": hi,
+        "interval": how,
+        "pairs": len(diffs),
+        "seeds": len(per_seed),
+        "diff_per_seed": means,
+        "diff_std_over_seeds": float(np.std(means, ddof=1)) if len(means) > 1 else float("nan"),
+        "direction": direction(lo, hi),
+    }
+
+
 def distillation_effect(
     results: dict, set_name: str, method: str, seeds=(None,), baseline: str = "baseline"
 ) -> list[dict]:
@@ -433,37 +467,34 @@ def distillation_effect(
     res = results[set_name]
     out = []
     for metric in QUALITY:
-        per_file: dict = {}
-        per_seed = []
-        for seed in seeds:
-            a, b = res[label(f"student_{baseline}", seed)], res[label(f"student_{method}", seed)]
-            d = paired_difference_by_name(a, b, metric)
-            per_seed.append(float(np.mean(list(d.values()))) if d else float("nan"))
-            for name, v in d.items():
-                per_file.setdefault(name, []).append(v)
-        # a file counts when every seed scored it
-        diffs = {n: float(np.mean(v)) for n, v in per_file.items() if len(v) == len(seeds)}
-        m, lo, hi, how = _interval(set_name, diffs)
-        entry = {
-            "method": method,
-            "baseline": baseline,
-            "metric": metric,
-            "diff": m,
-            "ci_low": lo,
-            "ci_high": hi,
-            "interval": how,
-            "pairs": len(diffs),
-            "seeds": len(seeds),
-            "diff_per_seed": per_seed,
-            "diff_std_over_seeds": float(np.std(per_seed, ddof=1))
-            if len(per_seed) > 1
-            else float("nan"),
-            "direction": direction(lo, hi),
-        }
+        per_seed = [_seed_difference(res, baseline, method, s, metric) for s in seeds]
+        entry = {"method": method, "baseline": baseline} | _over_seeds(set_name, metric, per_seed)
         # the paper's effect is against its baseline student, so only that comparison has one
         paper_row = method in PAPER_METHODS and baseline == "baseline"
         if metric in ("pesq", "stoi", "csig", "cbak", "covl") and paper_row:
-            entry["paper"] = paper_effect(method, metric)
-            entry["verdict"] = verdict(lo, hi, entry["paper"]) if entry["paper"] else ""
+            paper = entry["paper"] = paper_effect(method, metric)
+            entry["verdict"] = verdict(entry["ci_low"], entry["ci_high"], paper) if paper else ""
         out.append(entry)
+    return out
+
+
+def size_change(results: dict, set_name: str, rows, seeds) -> list[dict]:
+    """Does distillation gain more at the paper's larger student? Per 5.3GF arm and metric:
+    its effect over the 5.3GF baseline minus the same arm's effect over the 1.5GF baseline
+    (`spec.SIZE_ARMS`), paired by file and seed, so the interval is that of the difference
+    itself, not two intervals compared by eye. Nothing until `rows` holds both sizes' rows."""
+    if not all(row in rows for pair in SIZE_ARMS.items() for row in pair):
+        return []
+    res = results[set_name]
+    (big_baseline, small_baseline), *arms = SIZE_ARMS.items()
+    out = []
+    for big, small in arms:
+        for metric in QUALITY:
+            per_seed = []
+            for seed in seeds:
+                at_big = _seed_difference(res, big_baseline, big, seed, metric)
+                at_small = _seed_difference(res, small_baseline, small, seed, metric)
+                per_seed.append({n: at_big[n] - at_small[n] for n in at_big if n in at_small})
+            entry = {"method": big, "smaller": small} | _over_seeds(set_name, metric, per_seed)
+            out.append(entry)
     return out

@@ -115,9 +115,9 @@ def glance_block(profile: str = "cpu", root=REPO_ROOT) -> str:
 
 def _robustness(res, effects: list[dict], budget, brief: bool = False) -> str:
     """`robustness_answers` from the committed tables (`effects`: the VoiceBank-DEMAND ones)."""
-    tables = (RESULTS.trend, RESULTS.at_over_kd, RESULTS.held_out_seeds)
-    trend, over_kd, held_out = (_table(res, name) or [] for name in tables)
-    return robustness_answers(effects, trend, budget, over_kd, held_out, brief=brief)
+    tables = (RESULTS.trend, RESULTS.at_over_kd, RESULTS.held_out_seeds, RESULTS.size_change)
+    trend, over_kd, held_out, changes = (_table(res, name) or [] for name in tables)
+    return robustness_answers(effects, trend, budget, over_kd, held_out, changes, brief=brief)
 
 
 def _preconditions(res) -> list[str]:

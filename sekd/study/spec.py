@@ -39,7 +39,14 @@ AT_WEIGHT_ROWS = (
 # The AT-weight rows trained with the study's seeds, like the compared rows: those whose
 # one-seed PESQ effect was above the baseline with its interval above 0 (docs/history.md).
 SEEDED_WEIGHT_ROWS = ("mvat_dual_kd_at50", "mvat_dual_kd_at10")
-SIZE_ROWS = ("5p3gf_baseline", "5p3gf_mvat_dual_q1", "5p3gf_mvat_dual_kd")
+# Each 5.3GF row and the 1.5GF row it repeats at the larger size (the size question compares
+# their effects); the rows in this order, the 5.3GF baseline first.
+SIZE_ARMS = {
+    "5p3gf_baseline": "baseline",
+    "5p3gf_mvat_dual_q1": "mvat_dual_q1",
+    "5p3gf_mvat_dual_kd": "mvat_dual_kd",
+}
+SIZE_ROWS = tuple(SIZE_ARMS)
 # The budget question's longer pair (baseline first), one seed: the 1.5GF baseline and MV-AT +
 # KD trained three times as long, their paired validation trend shown once both exist.
 LENGTH_ROWS = ("baseline_30k", "mvat_dual_kd_30k")
@@ -74,6 +81,7 @@ class RESULTS:
     table3 = "mvat_table3_voicebank"
     at_over_kd = "mvat_at_over_kd_voicebank"
     held_out_seeds = "mvat_held_out_seeds_voicebank"
+    size_change = "mvat_size_change_voicebank"
     shares = "mvat_objective_shares"
     snr_preconditions = "snr_preconditions"
     snr_search = "snr_band_search"

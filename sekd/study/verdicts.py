@@ -361,21 +361,40 @@ def _trends(trend: list[dict]) -> str:
     return " ".join(trend_sentence(trend, m) for m in metrics) or trend_sentence([])
 
 
-def at_over_kd_sentence(over_kd: list[dict]) -> str:
-    """The AT term's own contribution: each MV-AT + KD row against KD alone on PESQ
-    (`mvat.at_over_kd` rows), or nothing without them."""
+def _each_against_it(rows: list[dict]) -> str:
+    """ "X is d [lo, hi], above it (n seeds); ..." of the PESQ rows of paired differences."""
     parts = []
-    for e in (e for e in over_kd if e["metric"] == "pesq"):
+    for e in (e for e in rows if e["metric"] == "pesq"):
         lo, hi = nan_if_none(e["ci_low"]), nan_if_none(e["ci_high"])
         parts.append(
             f"{model_title(e['method'])} is {signed(e['diff'])} [{signed(lo)}, {signed(hi)}], "
             f"{direction(lo, hi)} it ({seeds_phrase(e['seeds'])})"
         )
+    return "; ".join(parts)
+
+
+def at_over_kd_sentence(over_kd: list[dict]) -> str:
+    """The AT term's own contribution: each MV-AT + KD row against KD alone on PESQ
+    (`mvat.at_over_kd` rows), or nothing without them."""
+    parts = _each_against_it(over_kd)
     if not parts:
         return ""
     return (
         "Against KD alone, the same objective without the AT term, in PESQ over the same "
-        f"files: {'; '.join(parts)}."
+        f"files: {parts}."
+    )
+
+
+def size_change_sentence(change: list[dict]) -> str:
+    """Does distillation gain more at 5.3GF than at 1.5GF? Each 5.3GF arm's effect minus its
+    1.5GF arm's (`mvat.size_change` rows) on PESQ, or nothing without them."""
+    parts = _each_against_it(change)
+    if not parts:
+        return ""
+    return (
+        "Against the same arm's effect on the 1.5GF student, each 5.3GF arm's effect on its "
+        f"baseline, in PESQ over the same files and seeds: {parts}. The paper's account (a "
+        "small student cannot take in the teacher's knowledge) predicts this above 0."
     )
 
 
@@ -421,15 +440,16 @@ def robustness_answers(
     budget: Budget,
     over_kd: list[dict] = (),
     held_out: list[dict] = (),
+    size_changes: list[dict] = (),
     brief: bool = False,
 ) -> str:
     """The three questions a reviewer asks of the MV-AT verdict, one line each: does another
     AT weight help (and, against KD alone, does the AT term add to KD), does the paper's
     larger (5.3GF) student gain, and does the gap close with training. `effects` are one test
     set's `distillation_effect` rows, `trend` the `paired_trend` rows, `over_kd` the
-    `at_over_kd` rows, `held_out` the `held_out_seeds` rows; a question whose runs are not
-    finished says so. `brief`: each answer's grouped figures (`in_short`) without the sentence
-    per row that follows them."""
+    `at_over_kd` rows, `held_out` the `held_out_seeds` rows, `size_changes` the `size_change`
+    rows; a question whose runs are not finished says so. `brief`: each answer's grouped
+    figures (`in_short`) without the sentence per row that follows them."""
     from .spec import AT_WEIGHT_ROWS, SIZE_ROWS
 
     pesq = [e for e in effects if e["metric"] == "pesq"]
@@ -440,12 +460,15 @@ def robustness_answers(
     weight = _lead("PESQ", weight_rows, "the baseline")
     weight += _lead("PESQ on the seeds that did not choose a row", held_rows, "the baseline")
     weight += _lead("PESQ against KD alone", kd_rows, "KD alone")
+    changes = [e for e in size_changes if e["metric"] == "pesq"] if size_rows else []
     size = _lead("PESQ", size_rows, f"the {model_title(SIZE_ROWS[0])}")
+    size += _lead("PESQ, each arm's 5.3GF effect against its 1.5GF one", changes, "its 1.5GF one")
     if not brief:
         weight += [mvat_effect_sentence(e) for e in weight_rows]
         weight += [held_out_sentence(held_rows)] if held_rows else []
         weight += [at_over_kd_sentence(kd_rows)] if kd_rows else []
         size += [mvat_effect_sentence(e) for e in size_rows]
+        size += [size_change_sentence(changes)] if changes else []
     return "\n".join([
         "1. **The AT weight.** " + (" ".join(weight) or
             "The rows with the AT term weighted to about 50 % and 10 % are not finished yet."),

@@ -344,3 +344,45 @@ def test_a_seeded_weight_row_is_tested_again_on_the_seeds_that_did_not_choose_it
     assert [e["method"] for e in pesq] == ["mvat_dual_kd_at10"]
     assert pesq[0]["diff"] == pytest.approx(0.5) and pesq[0]["seeds"] == 1
     assert held_out_seeds(res, "voicebank", rows, (None,)) == []  # one seed: nothing held out
+
+
+def test_the_size_change_is_the_larger_students_effect_minus_the_smaller_ones_paired_by_file():
+    from sekd.study.mvat import distillation_effect, size_change
+    from sekd.study.spec import SIZE_ARMS, label
+
+    def student(row, seed, a, b):
+        return {label(f"student_{row}", seed): _result({"a": a, "b": b, "c": a + b})}
+
+    res = {}
+    for seed, shift in ((None, 0.0), (1, 0.3)):
+        res |= student("baseline", seed, 1.0 + shift, 2.0)
+        res |= student("mvat_dual_q1", seed, 1.25 + shift, 1.5)  # a +0.25, b -0.5, c -0.25
+        res |= student("mvat_dual_kd", seed, 1.0 + shift, 2.0)  # level with its baseline
+        res |= student("5p3gf_baseline", seed, 2.0, 3.0 + shift)
+        res |= student("5p3gf_mvat_dual_q1", seed, 2.5, 3.0 + shift)  # a +0.5, b 0, c +0.5
+        res |= student("5p3gf_mvat_dual_kd", seed, 2.0, 2.0 + shift)  # a 0, b -1, c -1
+    results = {"voicebank": res}
+    rows = [*SIZE_ARMS.values(), *SIZE_ARMS]
+    change = {
+        e["method"]: e
+        for e in size_change(results, "voicebank", rows, (None, 1))
+        if e["metric"] == "pesq"
+    }
+    assert sorted(change) == ["5p3gf_mvat_dual_kd", "5p3gf_mvat_dual_q1"]  # not the baseline
+    q1 = change["5p3gf_mvat_dual_q1"]
+    # per file: a 0.5 - 0.25, b 0 - -0.5, c 0.5 - -0.25
+    assert q1["diff"] == pytest.approx((0.25 + 0.5 + 0.75) / 3)
+    assert q1["smaller"] == "mvat_dual_q1" and q1["pairs"] == 3 and q1["seeds"] == 2
+    # equal to the difference of the two sizes' own effects
+    big, small = (
+        next(
+            e["diff"]
+            for e in distillation_effect(results, "voicebank", arm, (None, 1), baseline=base)
+            if e["metric"] == "pesq"
+        )
+        for arm, base in (("5p3gf_mvat_dual_kd", "5p3gf_baseline"), ("mvat_dual_kd", "baseline"))
+    )
+    assert (
+        change["5p3gf_mvat_dual_kd"]["diff"] == pytest.approx(big - small) == pytest.approx(-2 / 3)
+    )
+    assert size_change(results, "voicebank", list(SIZE_ARMS), (None, 1)) == []  # no 1.5GF rows

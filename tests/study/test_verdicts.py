@@ -175,6 +175,22 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
         "2. **The student's size.** *PESQ:* Not apart from the 5.3GF baseline student: "
         f"{model_title('5p3gf_mvat_dual_q1')} -0.010 [-0.050, +0.030] (3 seeds)."
     )
+    # with the size change: the 5.3GF effect against the same arm's 1.5GF effect
+    change = {**_effect("5p3gf_mvat_dual_q1", 0.09, 0.02, 0.16), "smaller": "mvat_dual_q1"}
+    two = robustness_answers([size], [], BUDGET, size_changes=[change], brief=True).split("\n")[1]
+    assert two.endswith(
+        "*PESQ, each arm's 5.3GF effect against its 1.5GF one:* Above its 1.5GF one: "
+        "5.3GF MV-AT +0.090 [+0.020, +0.160] (3 seeds)."
+    )
+    two = robustness_answers([size], [], BUDGET, size_changes=[change]).split("\n")[1]
+    assert two.endswith(
+        "in PESQ over the same files and seeds: 5.3GF MV-AT is +0.090 [+0.020, +0.160], above it "
+        "(3 seeds). The paper's account (a small student cannot take in the teacher's knowledge) "
+        "predicts this above 0."
+    )
+    # no 5.3GF rows yet: the question is not answered by a change alone
+    two = robustness_answers([], [], BUDGET, size_changes=[change]).split("\n")[1]
+    assert two.endswith("the study has the 1.5GF student only.")
 
 
 def test_in_short_groups_rows_above_level_with_and_below_their_baseline_in_that_order():
