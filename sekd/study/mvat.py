@@ -494,7 +494,7 @@ def size_change(results: dict, set_name: str, rows, seeds) -> list[dict]:
             for seed in seeds:
                 at_big = _seed_difference(res, big_baseline, big, seed, metric)
                 at_small = _seed_difference(res, small_baseline, small, seed, metric)
-                per_seed.append({n: at_big[n] - at_small[n] for n in at_big if n in at_small})
+                per_seed.append(paired_by_file([at_small], [at_big]))
             entry = {"method": big, "smaller": small} | _over_seeds(set_name, metric, per_seed)
             out.append(entry)
     return out
