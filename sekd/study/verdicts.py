@@ -387,10 +387,10 @@ def at_over_kd_sentence(over_kd: list[dict]) -> str:
 
 def size_change_sentence(change: list[dict]) -> str:
     """Does distillation gain more at 5.3GF than at 1.5GF? Each 5.3GF arm's effect minus its
-    1.5GF arm's (`mvat.size_change` rows) on PESQ, or nothing without them."""
+    1.5GF arm's (`mvat.size_change` rows) on PESQ, or that there is none yet."""
     parts = _each_against_it(change)
     if not parts:
-        return ""
+        return "The 5.3GF runs are not all finished yet: no effect to set against the 1.5GF one."
     return (
         "Against the same arm's effect on the 1.5GF student, each 5.3GF arm's effect on its "
         f"baseline, in PESQ over the same files and seeds: {parts}. The paper's account (a "

@@ -12,6 +12,7 @@ from sekd.study.verdicts import (
     listening_sentence,
     model_title,
     robustness_answers,
+    size_change_sentence,
     snr_budget,
     snr_conclusion,
     stoi_loss_sentence,
@@ -188,6 +189,7 @@ def test_the_robustness_answers_name_each_question_and_what_is_not_trained_yet()
         "(3 seeds). The paper's account (a small student cannot take in the teacher's knowledge) "
         "predicts this above 0."
     )
+    assert size_change_sentence([]).startswith("The 5.3GF runs are not all finished yet")
     # no 5.3GF rows yet: the question is not answered by a change alone
     two = robustness_answers([], [], BUDGET, size_changes=[change]).split("\n")[1]
     assert two.endswith("the study has the 1.5GF student only.")
